@@ -1,0 +1,74 @@
+"""The one plain dict per layer that every template (HLS and RTL) is rendered from.
+
+Built by one function from the IR, so both backends see the same numbers. Templates are rendered with
+``jinja2.StrictUndefined``: a key missing here fails at render time, not in a compiler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
+
+
+def word_hex(word: bytes, bits: int) -> str:
+    """A packed tile word (little-endian bytes) as MSB-first hex of ``ceil(bits/4)`` digits."""
+    return f"{int.from_bytes(word, 'little'):0{-(-bits // 4)}x}"
+
+
+def layer_context(layer: Layer, index: int) -> dict[str, Any]:
+    """Everything a template needs about one layer, as plain Python values."""
+    c_in, h_in, w_in = layer.in_shape
+    c_out, h_out, w_out = layer.out_shape
+    context: dict[str, Any] = {
+        "index": index, "name": layer.name, "ident": f"l{index}_{layer.name}",
+        "c_in": c_in, "h_in": h_in, "w_in": w_in, "c_out": c_out, "h_out": h_out, "w_out": w_out,
+        "in_bits": layer.in_bits, "out_bits": layer.out_bits,
+    }
+    if isinstance(layer, MatrixLayer):
+        context.update(_matrix_context(layer))
+    elif isinstance(layer, PoolLayer):
+        context.update(kind=layer.kind, kernel=layer.kernel, stride=layer.stride, padding=0, m=layer.m,
+                       b=layer.b, shift=layer.shift, sum_bits=layer.sum_bits)
+    elif isinstance(layer, FlattenLayer):
+        context.update(kind="flatten")
+    return context
+
+
+def _matrix_context(layer: MatrixLayer) -> dict[str, Any]:
+    pad = layer.m_pad - layer.out_channels
+    return {
+        "kind": layer.kind, "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding,
+        "pe": layer.pe, "simd": layer.simd, "chunks": layer.chunks, "c_in_pad": layer.c_in_pad,
+        "m_pad": layer.m_pad, "out_folds": layer.out_folds, "col_folds": layer.col_folds,
+        "tiles_total": layer.tiles_total, "n_kept": layer.n_kept, "word_bits": layer.word_bits,
+        "acc_bits": layer.acc_bits, "shift": layer.shift, "is_output": layer.is_output,
+        "m": [int(v) for v in layer.m] + [0] * pad,  # padded to m_pad: padded lanes output b = 0
+        "b": [int(v) for v in layer.b] + [0] * pad,
+        "words_hex": [word_hex(word.tobytes(), layer.word_bits) for word in layer.words],
+        "row_ptr": [int(v) for v in layer.row_ptr],
+        "col_idx": [int(v) for v in layer.col_idx],
+    }
+
+
+def network_context(network: Network) -> dict[str, Any]:
+    c, h, w = network.input_shape
+    return {
+        "name": network.name, "c_in": c, "h_in": h, "w_in": w, "input_bits": network.input_bits,
+        "a_bits": network.a_bits, "num_classes": network.num_classes,
+        "layers": [layer_context(layer, index) for index, layer in enumerate(network.layers)],
+    }
+
+
+def environment(template_dir: Path) -> jinja2.Environment:
+    """Jinja environment for a backend's templates: strict, no autoescape, stable whitespace."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
+def project_root() -> Path:
+    """The repository (or installed source tree) root holding hls_templates/, rtl_templates/, boards/."""
+    return Path(__file__).resolve().parents[2]

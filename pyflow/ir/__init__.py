@@ -1,0 +1,24 @@
+"""The accelerator IR: layers, packing, validation, save/load, random networks.
+
+The data layout (lane, bit and loop order) is documented once, in :mod:`pyflow.ir.model`.
+"""
+
+from pyflow.ir.check import check_network
+from pyflow.ir.io import load, save
+from pyflow.ir.model import (
+    LOGIT_BITS,
+    M_BITS,
+    SCHEMA_VERSION,
+    FlattenLayer,
+    Layer,
+    MatrixLayer,
+    Network,
+    PoolLayer,
+    accumulator_bits,
+)
+from pyflow.ir.random import parse_spec, random_network
+
+__all__ = [
+    "LOGIT_BITS", "M_BITS", "SCHEMA_VERSION", "FlattenLayer", "Layer", "MatrixLayer", "Network", "PoolLayer",
+    "accumulator_bits", "check_network", "load", "parse_spec", "random_network", "save",
+]

@@ -1,0 +1,165 @@
+"""Valid random networks from a compact spec, for testing the backends without PyTorch.
+
+Spec: layer tokens separated by spaces or commas::
+
+    conv16k3s1p1   conv, 16 output channels, kernel 3, stride 1, padding 1 (k/s/p optional: 3/1/0)
+    maxpool2s2     max pooling, kernel 2, stride (optional) 2;  avgpool2 likewise
+    flatten        (C, H, W) → (H·W·C, 1, 1);  inserted before a linear layer when missing
+    linear10       fully connected, 10 outputs; the last layer gives the logits
+
+Requantization is calibrated on random images so that activations spread over their whole range
+(neither all clamped at zero nor all saturated), which is what makes a random network a good test.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyflow import golden
+from pyflow.errors import PyflowError
+from pyflow.ir.check import check_network
+from pyflow.ir.model import (
+    LOGIT_BITS,
+    M_BITS,
+    FlattenLayer,
+    Layer,
+    MatrixLayer,
+    Network,
+    PoolLayer,
+    accumulator_bits,
+)
+from pyflow.ir.packing import nonzero_tiles, pack
+
+_TOKENS = {
+    "conv": re.compile(r"conv(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?"),
+    "linear": re.compile(r"linear(\d+)"),
+    "maxpool": re.compile(r"maxpool(\d+)(?:s(\d+))?"),
+    "avgpool": re.compile(r"avgpool(\d+)(?:s(\d+))?"),
+    "flatten": re.compile(r"flatten"),
+}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    kind: str
+    channels: int = 0
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+
+
+def parse_spec(spec: str) -> list[LayerSpec]:
+    layers = []
+    for token in re.split(r"[\s,]+", spec.strip()):
+        for kind, pattern in _TOKENS.items():
+            match = pattern.fullmatch(token)
+            if match:
+                layers.append(_layer_spec(kind, match.groups()))
+                break
+        else:
+            raise PyflowError(f"network spec: unknown layer token {token!r} "
+                              "(expected conv16k3s1p1, linear10, maxpool2, avgpool2 or flatten)")
+    return layers
+
+
+def _layer_spec(kind: str, groups: tuple[str | None, ...]) -> LayerSpec:
+    value = [int(g) if g is not None else None for g in groups]
+    if kind == "conv":
+        return LayerSpec(kind, value[0], value[1] or 3, value[2] or 1, value[3] or 0)
+    if kind == "linear":
+        return LayerSpec(kind, value[0])
+    if kind == "flatten":
+        return LayerSpec(kind)
+    return LayerSpec(kind, kernel=value[0], stride=value[1] or value[0])
+
+
+def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe: int = 4, simd: int = 4,
+                   keep: float = 0.5, a_bits: int = 8, seed: int = 0,
+                   folding: dict[str, tuple[int, int]] | None = None) -> Network:
+    """A valid random network: ``keep`` is the kept fraction of tiles in every matrix layer.
+
+    ``folding`` overrides ``(pe, simd)`` per layer name (``conv0``, ``linear3``, …).
+    """
+    if not 0.0 <= keep <= 1.0:
+        raise PyflowError(f"random_network: keep must lie in [0, 1], got {keep}")
+    rng = np.random.default_rng(seed)
+    specs = parse_spec(spec)
+    if specs[-1].kind not in ("conv", "linear"):
+        raise PyflowError("network spec: the last layer must be conv or linear (it gives the logits)")
+    calib = rng.integers(0, 256, size=(64, *input_shape), dtype=np.uint8).transpose(0, 2, 3, 1).astype(np.int64)
+    layers: list[Layer] = []
+    shape, bits, x = tuple(input_shape), 8, calib
+    for index, item in enumerate(specs):
+        name = f"{item.kind}{index}"
+        last = index == len(specs) - 1
+        if item.kind == "linear" and shape[1:] != (1, 1):
+            layers.append(FlattenLayer(f"flatten{index}_", shape, bits))
+            x, shape = golden.run_layer(layers[-1], x), layers[-1].out_shape
+        lane = (folding or {}).get(name, (pe, simd))
+        layer = _random_layer(item, name, shape, bits, a_bits, lane, keep, last, rng, x)
+        layers.append(layer)
+        x, shape, bits = golden.run_layer(layer, x), layer.out_shape, layer.out_bits
+    return check_network(Network(name=f"random-{seed}", input_shape=tuple(input_shape), a_bits=a_bits,
+                                 layers=tuple(layers), meta={"spec": spec, "seed": seed, "keep": keep}))
+
+
+def _random_layer(item: LayerSpec, name: str, shape: tuple[int, int, int], bits: int, a_bits: int,
+                  lane: tuple[int, int], keep: float, last: bool, rng: np.random.Generator,
+                  x: np.ndarray) -> Layer:
+    if item.kind == "flatten":
+        return FlattenLayer(name, shape, bits)
+    if item.kind == "maxpool":
+        return PoolLayer(name, "maxpool", shape, item.kernel, item.stride, bits)
+    if item.kind == "avgpool":
+        shift = 12
+        m = round((1 << shift) / item.kernel**2 * rng.uniform(0.8, 1.6))
+        return PoolLayer(name, "avgpool", shape, item.kernel, item.stride, bits, m=m,
+                         b=int(rng.integers(-(1 << shift), 1 << shift)), shift=shift)
+    pe, simd = lane
+    kernel = item.kernel if item.kind == "conv" else 1
+    layer = _matrix(name, item, shape, bits, a_bits, pe, simd, kernel, keep, last, rng)
+    return _calibrate(layer, golden.accumulate(layer, x), a_bits, rng)
+
+
+def _matrix(name: str, item: LayerSpec, shape: tuple[int, int, int], bits: int, a_bits: int, pe: int,
+            simd: int, kernel: int, keep: float, last: bool, rng: np.random.Generator) -> MatrixLayer:
+    c_in = shape[0]
+    m_pad, c_in_pad = -(-item.channels // pe) * pe, -(-c_in // simd) * simd
+    ternary = np.zeros((m_pad, kernel, kernel, c_in_pad), dtype=np.int8)
+    ternary[:item.channels, :, :, :c_in] = rng.integers(-1, 2, size=(item.channels, kernel, kernel, c_in))
+    ternary = ternary.reshape(m_pad, -1)
+    grid = (m_pad // pe, ternary.shape[1] // simd)
+    mask = np.zeros(grid[0] * grid[1], dtype=bool)
+    mask[rng.permutation(mask.size)[:round(keep * mask.size)]] = True
+    packed = pack(ternary, mask.reshape(grid) & nonzero_tiles(ternary, pe, simd), pe, simd)
+    zeros = np.zeros(item.channels, dtype=np.int64)
+    return MatrixLayer(name=name, kind=item.kind, in_shape=shape, out_channels=item.channels, kernel=kernel,
+                       stride=item.stride, padding=item.padding, pe=pe, simd=simd, in_bits=bits,
+                       out_bits=LOGIT_BITS if last else a_bits,
+                       acc_bits=accumulator_bits(kernel * kernel * c_in, bits), shift=0, m=zeros, b=zeros,
+                       words=packed.words, row_ptr=packed.row_ptr, col_idx=packed.col_idx, is_output=last)
+
+
+def _calibrate(layer: MatrixLayer, acc: np.ndarray, a_bits: int, rng: np.random.Generator) -> MatrixLayer:
+    """Pick m, b, shift so the calibration batch spreads over [0, 2^a_bits) (or small int32 logits)."""
+    channels = layer.out_channels
+    sign = rng.choice([-1, 1], size=channels, p=[0.2, 0.8])
+    if layer.is_output:
+        m = sign * rng.integers(1, 8, size=channels)
+        b = rng.integers(-1000, 1000, size=channels)
+        return _replace(layer, m=m, b=b, shift=0)
+    spread = acc.reshape(-1, channels).std(axis=0) + 1.0
+    centre = acc.reshape(-1, channels).mean(axis=0)
+    gain = (1 << a_bits) / (3.0 * spread) * rng.uniform(0.7, 1.3, size=channels)  # ±1.5σ spans the range
+    shift = max(0, min(24, (M_BITS - 2) - int(np.ceil(np.log2(gain.max())))))
+    m = np.maximum(1, np.round(gain * (1 << shift))).astype(np.int64) * sign
+    b = np.round(((1 << (a_bits - 1)) - m / (1 << shift) * centre) * (1 << shift)).astype(np.int64)
+    return _replace(layer, m=m, b=b + (1 << shift >> 1), shift=shift)
+
+
+def _replace(layer: MatrixLayer, **changes: object) -> MatrixLayer:
+    fields = {key: getattr(layer, key) for key in layer.__dataclass_fields__}
+    return MatrixLayer(**{**fields, **changes})
