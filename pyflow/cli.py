@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "pyflow.tools",
     "pyflow.ir.cli",
     "pyflow.codegen.cli",
+    "pyflow.boards",
 )
 
 

@@ -1,0 +1,42 @@
+"""Boards: every shipped YAML loads; each bad field gives a one-line error naming file and field."""
+
+import pytest
+
+from pyflow.boards import board_names, load_board
+from pyflow.errors import PyflowError
+
+GOOD = """name: test
+part: xc7z020clg400-1
+clock_mhz: 100
+resources: {lut: 1, ff: 1, bram36: 1, uram: 0, dsp: 0}
+default_folding: {pe: 4, simd: 4}
+"""
+
+
+def test_shipped_boards_load():
+    assert board_names() == ["alveo-u250", "kv260", "pynq-z2", "ultra96-v2", "zcu104"]
+    for name in board_names():
+        board = load_board(name)
+        assert board.name == name and board.resources.lut > 0 and board.clock_mhz > 0
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t + "colour: red\n", r"unknown field 'colour'"),
+    (lambda t: t.replace("clock_mhz: 100\n", ""), r"missing field 'clock_mhz'"),
+    (lambda t: t.replace("lut: 1,", "lut: -5,"), r"resources.lut: must be an integer >= 0, got -5"),
+    (lambda t: t.replace("pe: 4", "pe: 0"), r"default_folding.pe: must be an integer >= 1, got 0"),
+    (lambda t: t.replace("dsp: 0}", "dsp: 0, luts: 3}"), r"resources: unknown field 'luts'"),
+    (lambda t: t.replace("clock_mhz: 100", "clock_mhz: fast"), r"clock_mhz: must be a number"),
+    (lambda t: "name: [", r"invalid YAML"),
+])
+def test_bad_board_yaml(tmp_path, edit, message):
+    path = tmp_path / "board.yaml"
+    path.write_text(edit(GOOD))
+    with pytest.raises(PyflowError, match=message) as info:
+        load_board(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unknown_board_names_the_known_ones():
+    with pytest.raises(PyflowError, match=r"unknown board 'nope' \(known: alveo-u250, kv260, pynq-z2"):
+        load_board("nope")
