@@ -1,0 +1,248 @@
+// pyflow HLS layer library: the loops, pragmas and adder trees of every generated project live here, once.
+//
+// Generated code only declares one configuration struct per layer (sizes, folding, bit widths and the
+// packed ROMs) and calls pyflow::run_layer<Config>(in, out) for each layer inside a DATAFLOW region.
+//
+// Data layout (pyflow/ir/model.py): feature maps are HWC arrays of activations, channel innermost.
+// W[M, N] has columns (k_y, k_x, c) with c innermost and C_in padded to a multiple of SIMD; tile (r, f)
+// holds rows r*PE.. and columns f*SIMD..; a kept tile is one PE*SIMD*2-bit word with the code of PE lane p,
+// SIMD lane j at bits 2*(p*SIMD + j); codes 00 -> 0, 01 -> +1, 11 -> -1. The tile index is CSR over
+// output folds: the kept tiles of fold r are rows row_ptr[r] .. row_ptr[r+1]-1, column folds ascending.
+//
+// Integer contract: hidden layers y = clamp((acc*m + b) >> shift, 0, 2^out_bits - 1) with an arithmetic
+// shift; the output layer returns acc*m + b as int32 logits. The PE array only adds and subtracts; the
+// requantizer's acc*m is outside it.
+#ifndef PYFLOW_HLS_H
+#define PYFLOW_HLS_H
+
+// The ap_types headers' default constructors read their own uninitialised storage (clearUnusedBits()),
+// which GCC reports at those header lines wherever they are inlined: silence that for the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <ap_int.h>
+#pragma GCC diagnostic pop
+
+namespace pyflow {
+
+static const int M_BITS = 16;  // signed width of a requantization multiplier
+
+// Layer kinds, named like the IR's `kind` field; run_layer dispatches on them.
+struct conv_tag {};
+struct linear_tag {};
+struct maxpool_tag {};
+struct avgpool_tag {};
+struct flatten_tag {};
+
+// Activation type of a layer output: unsigned activations, or signed logits for the output layer.
+template <int BITS, bool LOGITS>
+struct activation {
+    typedef ap_uint<BITS> type;
+};
+template <int BITS>
+struct activation<BITS, true> {
+    typedef ap_int<BITS> type;
+};
+
+// Balanced adder tree over N values: log2(N) levels of adders, no multiplier.
+template <int N>
+struct adder_tree {
+    template <class T>
+    static T sum(const T values[]) {
+#pragma HLS INLINE
+        return adder_tree<N / 2>::sum(values) + adder_tree<N - N / 2>::sum(values + N / 2);
+    }
+};
+template <>
+struct adder_tree<1> {
+    template <class T>
+    static T sum(const T values[]) {
+#pragma HLS INLINE
+        return values[0];
+    }
+};
+
+// One ternary term: +x, -x or 0 selected by a 2-bit code (a mux and a negation, never a multiply).
+template <int ACC_BITS, int IN_BITS>
+ap_int<ACC_BITS> ternary_term(ap_uint<2> code, ap_uint<IN_BITS> x) {
+#pragma HLS INLINE
+    ap_int<ACC_BITS> value = x;
+    if (code == 1) return value;
+    if (code == 3) return -value;
+    return 0;
+}
+
+// The packed word of kept tile t, assembled from its 64-bit ROM chunks (chunk k holds bits 64k..64k+63).
+template <class CFG>
+ap_uint<CFG::WORD_BITS> tile_word(unsigned t) {
+#pragma HLS INLINE
+    ap_uint<CFG::WORD_BITS> word = 0;
+    for (unsigned k = 0; k < CFG::WORD_CHUNKS; ++k) {
+#pragma HLS UNROLL
+        const unsigned hi = (64 * k + 63 < CFG::WORD_BITS) ? 64 * k + 63 : CFG::WORD_BITS - 1;
+        word.range(hi, 64 * k) = CFG::words[t][k];
+    }
+    return word;
+}
+
+// One SIMD-wide input word for column fold f at output pixel (oy, ox): zero in the padding and in the
+// padded channels c >= C_IN.
+template <class CFG>
+void read_input(const typename CFG::in_t in[], unsigned f, unsigned oy, unsigned ox,
+                ap_uint<CFG::IN_BITS> x[CFG::SIMD]) {
+#pragma HLS INLINE
+    const unsigned pos = f / CFG::CHUNKS, chunk = f % CFG::CHUNKS;
+    const int iy = int(oy * CFG::STRIDE + pos / CFG::KERNEL) - int(CFG::PADDING);
+    const int ix = int(ox * CFG::STRIDE + pos % CFG::KERNEL) - int(CFG::PADDING);
+    const bool inside = iy >= 0 && iy < int(CFG::H_IN) && ix >= 0 && ix < int(CFG::W_IN);
+    const unsigned base = inside ? (unsigned(iy) * CFG::W_IN + unsigned(ix)) * CFG::C_IN : 0;
+    for (unsigned j = 0; j < CFG::SIMD; ++j) {
+#pragma HLS UNROLL
+        const unsigned c = chunk * CFG::SIMD + j;
+        x[j] = (inside && c < CFG::C_IN) ? ap_uint<CFG::IN_BITS>(in[base + c]) : ap_uint<CFG::IN_BITS>(0);
+    }
+}
+
+// The PE array on one kept tile: every PE lane adds or subtracts its SIMD inputs in an adder tree.
+template <class CFG>
+void pe_array(const ap_uint<CFG::WORD_BITS> &word, const ap_uint<CFG::IN_BITS> x[CFG::SIMD],
+              ap_int<CFG::ACC_BITS> acc[CFG::PE]) {
+#pragma HLS INLINE
+    for (unsigned p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+        ap_int<CFG::ACC_BITS> terms[CFG::SIMD];
+#pragma HLS ARRAY_PARTITION variable=terms type=complete
+        for (unsigned j = 0; j < CFG::SIMD; ++j) {
+#pragma HLS UNROLL
+            const unsigned lane = 2 * (p * CFG::SIMD + j);
+            terms[j] = ternary_term<CFG::ACC_BITS, CFG::IN_BITS>(word.range(lane + 1, lane), x[j]);
+        }
+        acc[p] += adder_tree<CFG::SIMD>::sum(terms);
+    }
+}
+
+// Requantizer of a hidden layer: clamp((acc*m + b) >> shift, 0, 2^out_bits - 1), arithmetic shift.
+template <class CFG, bool LOGITS>
+struct requantizer {
+    static typename CFG::out_t apply(ap_int<CFG::ACC_BITS> acc, unsigned o) {
+#pragma HLS INLINE
+        typedef ap_int<CFG::ACC_BITS + M_BITS + 1> wide_t;
+        const wide_t scaled = wide_t(acc * ap_int<M_BITS>(CFG::m[o])) + wide_t(CFG::b[o]);
+        const wide_t shifted = scaled >> CFG::SHIFT;
+        const wide_t top = (wide_t(1) << CFG::OUT_BITS) - 1;
+        if (shifted < 0) return 0;
+        if (shifted > top) return typename CFG::out_t(top);
+        return typename CFG::out_t(shifted);
+    }
+};
+
+// Requantizer of the output layer: acc*m + b as signed logits (no shift, no clamp).
+template <class CFG>
+struct requantizer<CFG, true> {
+    static typename CFG::out_t apply(ap_int<CFG::ACC_BITS> acc, unsigned o) {
+#pragma HLS INLINE
+        typedef ap_int<CFG::ACC_BITS + M_BITS + 1> wide_t;
+        return typename CFG::out_t(wide_t(acc * ap_int<M_BITS>(CFG::m[o])) + wide_t(CFG::b[o]));
+    }
+};
+
+// The sparse ternary layer engine (conv and linear): for each output pixel and output fold, walk only
+// the kept tiles of that fold, one tile per cycle, then requantize the PE accumulators.
+template <class CFG>
+void matrix_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t out[CFG::OUT_SIZE]) {
+    ap_int<CFG::ACC_BITS> acc[CFG::PE];
+#pragma HLS ARRAY_PARTITION variable=acc type=complete
+    ap_uint<CFG::IN_BITS> x[CFG::SIMD];
+#pragma HLS ARRAY_PARTITION variable=x type=complete
+    for (unsigned pixel = 0; pixel < CFG::H_OUT * CFG::W_OUT; ++pixel) {
+        const unsigned oy = pixel / CFG::W_OUT, ox = pixel % CFG::W_OUT;
+        for (unsigned r = 0; r < CFG::OUT_FOLDS; ++r) {
+            for (unsigned p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+                acc[p] = 0;
+            }
+            for (unsigned t = CFG::row_ptr[r]; t < unsigned(CFG::row_ptr[r + 1]); ++t) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=0 max=CFG::COL_FOLDS
+                read_input<CFG>(in, CFG::col_idx[t], oy, ox, x);
+                pe_array<CFG>(tile_word<CFG>(t), x, acc);
+            }
+            for (unsigned p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+                const unsigned o = r * CFG::PE + p;
+                if (o < CFG::C_OUT) out[pixel * CFG::C_OUT + o] = requantizer<CFG, CFG::IS_OUTPUT>::apply(acc[p], o);
+            }
+        }
+    }
+}
+
+// Max pooling: integer compares over the window (activations are unsigned, so 0 is the identity).
+template <class CFG>
+void maxpool_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t out[CFG::OUT_SIZE]) {
+    for (unsigned pixel = 0; pixel < CFG::H_OUT * CFG::W_OUT; ++pixel) {
+        const unsigned oy = pixel / CFG::W_OUT, ox = pixel % CFG::W_OUT;
+        for (unsigned c = 0; c < CFG::C_IN; ++c) {
+#pragma HLS PIPELINE II=1
+            typename CFG::out_t best = 0;
+            for (unsigned k = 0; k < CFG::KERNEL * CFG::KERNEL; ++k) {
+#pragma HLS UNROLL
+                const unsigned iy = oy * CFG::STRIDE + k / CFG::KERNEL, ix = ox * CFG::STRIDE + k % CFG::KERNEL;
+                const typename CFG::in_t value = in[(iy * CFG::W_IN + ix) * CFG::C_IN + c];
+                if (value > best) best = value;
+            }
+            out[pixel * CFG::C_IN + c] = best;
+        }
+    }
+}
+
+// Average pooling: window sum, then the scalar requantization clamp((sum*m + b) >> shift, 0, 2^bits - 1).
+template <class CFG>
+void avgpool_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t out[CFG::OUT_SIZE]) {
+    typedef ap_int<CFG::SUM_BITS + M_BITS + 1> wide_t;
+    for (unsigned pixel = 0; pixel < CFG::H_OUT * CFG::W_OUT; ++pixel) {
+        const unsigned oy = pixel / CFG::W_OUT, ox = pixel % CFG::W_OUT;
+        for (unsigned c = 0; c < CFG::C_IN; ++c) {
+#pragma HLS PIPELINE II=1
+            ap_uint<CFG::SUM_BITS> sum = 0;
+            for (unsigned k = 0; k < CFG::KERNEL * CFG::KERNEL; ++k) {
+#pragma HLS UNROLL
+                const unsigned iy = oy * CFG::STRIDE + k / CFG::KERNEL, ix = ox * CFG::STRIDE + k % CFG::KERNEL;
+                sum += in[(iy * CFG::W_IN + ix) * CFG::C_IN + c];
+            }
+            const wide_t scaled = wide_t(wide_t(sum) * ap_int<M_BITS>(CFG::M)) + wide_t(CFG::B);
+            const wide_t shifted = scaled >> CFG::SHIFT;
+            const wide_t top = (wide_t(1) << CFG::OUT_BITS) - 1;
+            out[pixel * CFG::C_IN + c] = shifted < 0 ? wide_t(0) : (shifted > top ? top : shifted);
+        }
+    }
+}
+
+// Flatten: (C, H, W) -> (H*W*C, 1, 1) keeps the HWC memory order, so it is a plain copy between buffers.
+template <class CFG>
+void flatten_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t out[CFG::OUT_SIZE]) {
+    for (unsigned i = 0; i < CFG::IN_SIZE; ++i) {
+#pragma HLS PIPELINE II=1
+        out[i] = in[i];
+    }
+}
+
+template <class CFG>
+void run_layer(conv_tag, const typename CFG::in_t in[], typename CFG::out_t out[]) { matrix_layer<CFG>(in, out); }
+template <class CFG>
+void run_layer(linear_tag, const typename CFG::in_t in[], typename CFG::out_t out[]) { matrix_layer<CFG>(in, out); }
+template <class CFG>
+void run_layer(maxpool_tag, const typename CFG::in_t in[], typename CFG::out_t out[]) { maxpool_layer<CFG>(in, out); }
+template <class CFG>
+void run_layer(avgpool_tag, const typename CFG::in_t in[], typename CFG::out_t out[]) { avgpool_layer<CFG>(in, out); }
+template <class CFG>
+void run_layer(flatten_tag, const typename CFG::in_t in[], typename CFG::out_t out[]) { flatten_layer<CFG>(in, out); }
+
+// One layer of the network, dispatched on its configuration's kind.
+template <class CFG>
+void run_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t out[CFG::OUT_SIZE]) {
+    run_layer<CFG>(typename CFG::kind(), in, out);
+}
+
+}  // namespace pyflow
+
+#endif  // PYFLOW_HLS_H

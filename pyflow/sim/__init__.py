@@ -1,0 +1,1 @@
+"""Simulation of the generated projects against the golden model (C simulation, RTL simulation)."""

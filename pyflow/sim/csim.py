@@ -1,0 +1,146 @@
+"""`pyflow csim OUT`: build the generated HLS project with g++ and check it bit-exact against the golden model.
+
+The project's C testbench reads seeded random uint8 images and their golden logits (computed from the
+IR copy in ``OUT/ir``) from files, compares every logit with ``==`` and exits non-zero on any mismatch.
+The build (``OUT/csim/tb``) is reused while the sources and flags are unchanged: one compile per design.
+Writes ``OUT/csim.json`` (notes/contracts.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyflow.errors import PyflowError
+
+CXXFLAGS = ("-O2", "-std=c++17", "-Wall", "-Werror", "-Wno-unknown-pragmas")
+SOURCES = ("src/top.cpp", "tb/tb.cpp")
+BUILD_DIR = "csim"
+RESULT_FILE = "csim.json"
+_SUMMARY = re.compile(r"pyflow csim: (\d+) vectors, (\d+) outputs compared, (\d+) mismatches: (PASS|FAIL)")
+
+
+@dataclass(frozen=True)
+class TestbenchResult:
+    returncode: int
+    vectors: int
+    outputs_compared: int
+    mismatches: int
+    output: str  # the testbench's stdout and stderr
+
+    @property
+    def passed(self) -> bool:
+        return self.returncode == 0 and self.mismatches == 0 and self.outputs_compared > 0
+
+
+def find_project(folder: str | Path) -> Path:
+    """The HLS project in ``folder``: the folder itself, or its ``hls/`` (the ``--backend both`` layout)."""
+    folder = Path(folder)
+    for candidate in (folder, folder / "hls"):
+        if (candidate / "src" / "top.cpp").is_file() and (candidate / "ir").is_dir():
+            return candidate
+    raise PyflowError(f"{folder}: not an HLS project (no src/top.cpp and ir/; write one with "
+                      "`pyflow generate IR --backend hls --out {folder}`)")
+
+
+def compiler_version() -> str:
+    from pyflow.tools import require, version_of
+
+    require("g++")
+    return version_of("g++") or ""
+
+
+def build(project: Path) -> tuple[Path, float]:
+    """Compile the testbench once per design; returns the binary and the seconds its build took."""
+    from pyflow.tools import ap_types_dir, require
+
+    require("g++")
+    require("ap_types")
+    command = ["g++", *CXXFLAGS, "-I", "src", "-isystem", str(ap_types_dir()), *SOURCES, "-o", f"{BUILD_DIR}/tb"]
+    digest = _digest(project, command)
+    binary, stamp = project / BUILD_DIR / "tb", project / BUILD_DIR / "build.json"
+    if binary.is_file() and stamp.is_file():
+        recorded = json.loads(stamp.read_text())
+        if recorded.get("digest") == digest:
+            return binary, float(recorded["build_seconds"])
+    (project / BUILD_DIR).mkdir(exist_ok=True)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        first = " | ".join(result.stderr.strip().splitlines()[:3])
+        raise PyflowError(f"{project}: g++ failed to build the C simulation: {first}")
+    stamp.write_text(json.dumps({"digest": digest, "build_seconds": seconds}, indent=2, sort_keys=True) + "\n")
+    return binary, seconds
+
+
+def _digest(project: Path, command: list[str]) -> str:
+    sha = hashlib.sha256(" ".join(command).encode())
+    for path in sorted((project / "src").iterdir()) + [project / "tb" / "tb.cpp"]:
+        sha.update(path.name.encode() + b"\0" + path.read_bytes())
+    return sha.hexdigest()
+
+
+def run_testbench(binary: Path, inputs: Path, golden_file: Path) -> TestbenchResult:
+    """Run the compiled testbench on one input and one golden file."""
+    result = subprocess.run([str(binary), str(inputs), str(golden_file)], capture_output=True, text=True, check=False)
+    output = result.stdout + result.stderr
+    match = _SUMMARY.search(result.stdout)
+    counts = [int(match.group(i)) for i in (1, 2, 3)] if match else [0, 0, 0]
+    return TestbenchResult(result.returncode, *counts, output)
+
+
+def run_csim(project_dir: str | Path, vectors: int = 16, seed: int = 0) -> dict[str, Any]:
+    """Build, run on ``vectors`` seeded random images, write and return the ``csim.json`` content."""
+    return simulate(project_dir, vectors, seed)[0]
+
+
+def simulate(project_dir: str | Path, vectors: int, seed: int) -> tuple[dict[str, Any], TestbenchResult]:
+    """:func:`run_csim`, also returning the testbench's own result (its printed mismatches)."""
+    from pyflow.codegen.hls import write_vectors
+    from pyflow.ir.io import load
+
+    if vectors < 1:
+        raise PyflowError(f"csim: --vectors must be at least 1, got {vectors}")
+    project = find_project(project_dir)
+    network = load(project / "ir")
+    binary, build_seconds = build(project)
+    inputs, golden_file = write_vectors(network, project / BUILD_DIR, vectors, seed)
+    start = time.perf_counter()
+    outcome = run_testbench(binary, inputs, golden_file)
+    run_seconds = time.perf_counter() - start
+    if outcome.returncode not in (0, 1) or outcome.vectors != vectors:
+        raise PyflowError(f"{project}: the C testbench failed to run: {outcome.output.strip()[:300]}")
+    report = {"bit_exact": outcome.passed and outcome.outputs_compared == vectors * network.num_classes,
+              "vectors": outcome.vectors, "outputs_compared": outcome.outputs_compared,
+              "mismatches": outcome.mismatches, "compiler": compiler_version(),
+              "build_seconds": round(build_seconds, 3), "run_seconds": round(run_seconds, 3)}
+    (project / RESULT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report, outcome
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("csim", help="g++ C-simulation of a generated HLS project against the golden model")
+    parser.add_argument("project", help="HLS project folder (or a `--backend both` folder holding hls/)")
+    parser.add_argument("--vectors", type=int, default=16, help="random images to simulate (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random images (default 0)")
+    parser.set_defaults(func=_csim)
+
+
+def _csim(args: argparse.Namespace) -> int:
+    report, outcome = simulate(args.project, args.vectors, args.seed)
+    for line in outcome.output.splitlines():
+        if line.startswith("mismatch:"):
+            print(line)
+    verdict = "PASS" if report["bit_exact"] else "FAIL"
+    print(f"csim {verdict}: {report['outputs_compared']} outputs compared over {report['vectors']} vectors, "
+          f"{report['mismatches']} mismatches (build {report['build_seconds']:.1f} s, "
+          f"run {report['run_seconds']:.2f} s)")
+    return 0 if report["bit_exact"] else 1
