@@ -65,17 +65,22 @@ def accumulate(layer: MatrixLayer, x: np.ndarray) -> np.ndarray:
     columns = im2col(layer, x)
     codes = layer_codes(layer).astype(np.int64)  # [n_kept, pe, simd]
     acc = np.zeros((len(columns), layer.m_pad), dtype=np.int64)
-    lanes = np.arange(layer.simd)
     for fold in range(layer.out_folds):
         kept = slice(layer.row_ptr[fold], layer.row_ptr[fold + 1])
         folds = layer.col_idx[kept]
         if len(folds) == 0:
             continue
-        picked = (folds[:, None] * layer.simd + lanes).ravel()
         weights = codes[kept].transpose(1, 0, 2).reshape(layer.pe, -1)  # [pe, kept·simd]
-        acc[:, fold * layer.pe:(fold + 1) * layer.pe] = columns[:, picked] @ weights.T
+        acc[:, fold * layer.pe:(fold + 1) * layer.pe] = _kept_columns(columns, folds, layer.simd) @ weights.T
     _, h, w = layer.out_shape
     return acc[:, :layer.out_channels].reshape(len(x), h, w, layer.out_channels)
+
+
+def _kept_columns(columns: np.ndarray, folds: np.ndarray, simd: int) -> np.ndarray:
+    """The input columns of the kept column folds: a view when they are contiguous (no copy)."""
+    if folds[-1] - folds[0] == len(folds) - 1:
+        return columns[:, folds[0] * simd:(folds[-1] + 1) * simd]
+    return np.take(columns, (folds[:, None] * simd + np.arange(simd)).ravel(), axis=1)  # take: 3x faster than []
 
 
 def requantize(layer: MatrixLayer, acc: np.ndarray) -> np.ndarray:
