@@ -1,0 +1,190 @@
+"""The Python API of the compression stage (the one-command flow calls these). PyTorch is imported lazily.
+
+* ``train(model_spec, data_spec, epochs, out, seed) -> Path`` — FP training; ``out/model.pt`` (plain
+  state_dict of the given model) and ``out/metrics.json``.
+* ``compress(CompressConfig) -> Path`` — the checkpoint folder (model.pt, meta.json, metrics.json).
+* ``export(ckpt_dir, data_spec, out) -> Network`` — the IR (saved to ``out`` unless it is None).
+* ``evaluate(ir_dir_or_network, data_spec) -> dict`` — the eval.json content (golden accuracy, torch-free).
+* ``layer_shapes(model_spec, data_spec) -> list[dict]`` — matrix-layer geometries, before compression.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pyflow import golden
+from pyflow.compress.config import CompressConfig
+from pyflow.compress.metrics import compression
+from pyflow.data import Dataset, load_data
+from pyflow.errors import PyflowError
+from pyflow.ir.model import Network
+from pyflow.util import atomic_folder
+
+CALIBRATION_IMAGES = 512
+
+__all__ = ["CompressConfig", "compress", "evaluate", "export", "layer_shapes", "train"]
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    from pyflow.compress.checkpoint import write_json
+
+    write_json(path, doc)
+
+
+def train(model_spec: str, data_spec: str, epochs: int, out: str | Path, seed: int = 0,
+          lr: float = 2e-3, batch_size: int = 64) -> Path:
+    """Train the model in floating point; write ``out/model.pt`` (plain state_dict) and ``out/metrics.json``."""
+    import torch
+
+    from pyflow.compress.train import fit
+    from pyflow.models import build_model
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise PyflowError(f"train: epochs must be a non-negative integer, got {epochs!r}")
+    data = load_data(data_spec)
+    _seed(seed)
+    model = build_model(model_spec, data.input_shape, data.num_classes)
+    accuracy = fit(model, data, epochs, "train", seed, lr, batch_size)
+    with atomic_folder(out, kind="train") as tmp:
+        torch.save(model.state_dict(), tmp / "model.pt")
+        _write_json(tmp / "metrics.json", {"accuracy": accuracy, "data": data_spec, "epochs": epochs,
+                                           "model": model_spec, "seed": seed})
+    return Path(out)
+
+
+def _user_model(model_spec: str, data: Dataset, checkpoint: str | None) -> Any:
+    from pyflow.compress.checkpoint import load_into, load_state
+    from pyflow.models import build_model
+
+    model = build_model(model_spec, data.input_shape, data.num_classes)
+    if checkpoint:
+        load_into(model, load_state(checkpoint), str(checkpoint), model_spec)
+    return model
+
+
+def _per_layer(names: list[str], value: Any, field: str, default: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise PyflowError(f"compress config: {field}: no layer named {unknown[0]!r} (layers: {', '.join(names)})")
+        return {name: value.get(name, default) for name in names}
+    return {name: value for name in names}
+
+
+def layer_shapes(model_spec: str, data_spec: str) -> list[dict[str, Any]]:
+    """Every matrix layer's geometry (for choosing the folding before compression)."""
+    from pyflow.compress.chain import geometry, trace_chain
+
+    data = load_data(data_spec)
+    ops, _ = trace_chain(_user_model(model_spec, data, None), data.input_shape)
+    shapes = []
+    for op in ops:
+        if op["op"] in ("conv", "linear"):
+            geom = geometry(op)
+            shapes.append({"name": geom.name, "kind": geom.kind, "c_in": geom.c_in, "c_out": geom.c_out,
+                           "kernel": geom.kernel, "stride": geom.stride, "padding": geom.padding,
+                           "in_hw": list(geom.in_shape[1:]), "out_hw": list(geom.out_shape[1:])})
+    return shapes
+
+
+def compress(config: CompressConfig) -> Path:
+    """Run the phases of DESIGN §1 and write the compressed checkpoint folder ``config.out``."""
+    from pyflow.compress.chain import ChainNet, calibrate, trace_chain
+    from pyflow.compress.checkpoint import save_compressed
+    from pyflow.compress.export import to_network, torch_logits
+    from pyflow.compress.train import as_float, fit, fraction_for_compression, freeze_masks, penalty_loss
+
+    if not isinstance(config, CompressConfig):
+        raise PyflowError("compress: expected a CompressConfig")
+    data = load_data(config.data)
+    _seed(config.seed)
+    user = _user_model(config.model, data, config.checkpoint)
+    ops, sources = trace_chain(user, data.input_shape)
+    names = [op["name"] for op in ops if op["op"] in ("conv", "linear")]
+    _per_layer(names, config.folding, "folding", None)  # refuses unknown layer names
+    folding = {name: config.folding_for(name) for name in names}
+    model = ChainNet(ops, folding, config.a_bits, config.alpha)
+    model.load_from(sources)
+    run = dict(seed=config.seed, lr=config.lr, batch_size=config.batch_size)
+    fp_accuracy = fit(model, data, 0 if config.checkpoint else config.fp_epochs, "fp", **run)
+    model.set_ternary(True)
+    fit(model, data, config.ternary_epochs, f"ternary+{config.penalty}", **run,
+        extra_loss=penalty_loss(model, config.penalty, config.lam, config.kappa), threshold_lr=config.threshold_lr)
+    if config.compression is not None:
+        requested = dict.fromkeys(names, fraction_for_compression(model, config.compression))
+    else:
+        requested = _per_layer(names, 1.0 if config.keep_tiles is None else config.keep_tiles, "keep_tiles", 1.0)
+    freeze_masks(model, requested)
+    calibrate(model, as_float(data.train_x[:CALIBRATION_IMAGES]))
+    model.set_act_quant(True)
+    torch_accuracy = fit(model, data, config.finetune_epochs, "finetune", **run, threshold_lr=config.threshold_lr)
+    meta = {"model": config.model, "data": config.data, "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes, "a_bits": config.a_bits, "alpha": config.alpha,
+            "folding": {n: list(v) for n, v in folding.items()}, "ops": model.ops, "requested_keep": requested,
+            "config": config.to_json(), "ternary": True, "act_quant": True}
+    network = to_network(model, _network_name(config.model), data.input_shape, requested, _ir_meta(meta))
+    golden_pred = golden.predict(network, data.test_x)
+    torch_pred = torch_logits(model, data.test_x).argmax(1).numpy()
+    metrics = {**evaluate(network, data), "torch_accuracy": torch_accuracy, "fp_accuracy": fp_accuracy,
+               "agreement": float((golden_pred == torch_pred).mean())}
+    with atomic_folder(config.out, kind="compressed-checkpoint") as tmp:
+        save_compressed(tmp, model, meta, metrics)
+    print(f"compressed {config.model}: torch accuracy {torch_accuracy:.4f}, golden {metrics['accuracy']:.4f}, "
+          f"kept tiles {metrics['kept_tiles']:.3f}, {metrics['compression_weights_only']}x weights-only",
+          file=sys.stderr)
+    return Path(config.out)
+
+
+def _network_name(model_spec: str) -> str:
+    return Path(model_spec.split(":")[-1]).stem or "network"
+
+
+def _ir_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    return {"source": {key: meta[key] for key in ("model", "data", "a_bits", "alpha", "folding")}}
+
+
+def export(ckpt_dir: str | Path, data_spec: str, out: str | Path | None) -> Network:
+    """The IR of a compressed checkpoint (activation scales calibrated on training images if missing)."""
+    from pyflow.compress.chain import ActQuant, calibrate
+    from pyflow.compress.checkpoint import load_compressed
+    from pyflow.compress.export import to_network
+    from pyflow.compress.train import as_float
+    from pyflow.ir.io import save
+
+    model, meta = load_compressed(ckpt_dir)
+    data = load_data(data_spec)
+    if tuple(data.input_shape) != tuple(meta["input_shape"]):
+        raise PyflowError(f"--data {data_spec}: images are {data.input_shape}, the checkpoint {ckpt_dir} was "
+                          f"compressed for {tuple(meta['input_shape'])}")
+    if any(float(m.scale) <= 0 for m in model.children() if isinstance(m, ActQuant)):
+        calibrate(model, as_float(data.train_x[:CALIBRATION_IMAGES]))
+    network = to_network(model, _network_name(meta["model"]), data.input_shape, meta["requested_keep"],
+                         _ir_meta(meta))
+    if out is not None:
+        save(network, out)
+    return network
+
+
+def evaluate(ir_dir_or_network: str | Path | Network, data_spec: str | Dataset) -> dict[str, Any]:
+    """Golden-model accuracy on the test set and the compression figures (the eval.json content)."""
+    from pyflow.ir.io import load
+
+    network = ir_dir_or_network if isinstance(ir_dir_or_network, Network) else load(ir_dir_or_network)
+    data = data_spec if isinstance(data_spec, Dataset) else load_data(data_spec)
+    if tuple(data.input_shape) != tuple(network.input_shape):
+        raise PyflowError(f"data {data.name}: images are {data.input_shape}, the network {network.name!r} takes "
+                          f"{tuple(network.input_shape)}")
+    predictions = golden.predict(network, data.test_x)
+    return {"accuracy": float(np.mean(predictions == data.test_y)), "test_images": int(len(data.test_y)),
+            **compression(network)}

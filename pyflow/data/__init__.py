@@ -1,0 +1,149 @@
+"""Datasets as uint8 NCHW images (the hardware input) + int64 labels; NumPy only, nothing downloads.
+
+Specs (``--data``):
+
+* ``digits`` — scikit-learn's bundled 8×8 digits; values 0..16 become ``round(v·255/16)``; a fixed,
+  seeded 75 %/25 % train/test split (seed 0, independent of the run's seed).
+* ``cifar10:/folder`` — the standard python-pickle batches (``data_batch_1..5``, ``test_batch``) read
+  through a restricted unpickler that only admits NumPy arrays and builtin containers.
+* ``npz:/file.npz`` — ``x_train, y_train, x_test, y_test`` or ``images, labels`` (split 75/25 with
+  seed 0); images uint8 ``[N, C, H, W]`` or ``[N, H, W]``.
+
+The PyTorch model sees ``x / 255`` as float; the golden model sees the uint8 pixels themselves.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyflow.errors import PyflowError
+
+SPLIT_SEED = 0
+TEST_FRACTION = 0.25
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = "test_batch"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str
+    train_x: np.ndarray  # uint8 [N, C, H, W]
+    train_y: np.ndarray  # int64 [N]
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.train_x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0))) + 1
+
+
+def load_data(spec: str) -> Dataset:
+    """Parse a ``--data`` spec and load the dataset (one-line error on anything wrong)."""
+    kind, _, path = str(spec).partition(":")
+    if kind == "digits" and not path:
+        return digits()
+    if kind == "cifar10" and path:
+        return cifar10(Path(path))
+    if kind == "npz" and path:
+        return npz(Path(path))
+    raise PyflowError(f"--data: unknown dataset {spec!r} (expected digits, cifar10:/folder or npz:/file.npz)")
+
+
+def digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.round(bunch.images * 255.0 / 16.0).astype(np.uint8)[:, None]
+    return _split("digits", images, bunch.target.astype(np.int64))
+
+
+def _split(name: str, images: np.ndarray, labels: np.ndarray) -> Dataset:
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+    n_test = int(round(len(images) * TEST_FRACTION))
+    test, train = order[:n_test], order[n_test:]
+    return Dataset(name, images[train], labels[train], images[test], labels[test])
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Admits only what a CIFAR batch holds: dicts, lists, bytes and plain NumPy arrays."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only NumPy arrays are allowed)")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise PyflowError(f"{path}: missing CIFAR-10 batch (expected data_batch_1..5 and test_batch)")
+    try:
+        batch = _SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PyflowError(f"{path}: not a CIFAR-10 python batch: {exc}") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise PyflowError(f"{path}: data has shape {data.shape}, expected [N, 3072] with {len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def cifar10(folder: Path) -> Dataset:
+    if not folder.is_dir():
+        raise PyflowError(f"{folder}: not a folder (cifar10:/folder expects the python batches)")
+    parts = [_cifar_batch(folder / name) for name in CIFAR_TRAIN]
+    test_x, test_y = _cifar_batch(folder / CIFAR_TEST)
+    return Dataset("cifar10", np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                   test_x, test_y)
+
+
+def _images(array: np.ndarray, where: str) -> np.ndarray:
+    if array.dtype != np.uint8:
+        raise PyflowError(f"{where}: images must be uint8 pixels, got {array.dtype}")
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4:
+        raise PyflowError(f"{where}: images must be [N, C, H, W] or [N, H, W], got shape {array.shape}")
+    return array
+
+
+def _labels(array: np.ndarray, count: int, where: str) -> np.ndarray:
+    if array.ndim != 1 or len(array) != count or not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
+        raise PyflowError(f"{where}: labels must be {count} non-negative integers, got shape {array.shape}")
+    return array.astype(np.int64)
+
+
+def npz(path: Path) -> Dataset:
+    if not path.is_file():
+        raise PyflowError(f"{path}: no such file (npz:/file.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise PyflowError(f"{path}: unreadable npz file: {exc}") from None
+    if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
+        train_x, test_x = (_images(arrays[k], f"{path}: {k}") for k in ("x_train", "x_test"))
+        return Dataset(path.stem, train_x, _labels(arrays["y_train"], len(train_x), f"{path}: y_train"),
+                       test_x, _labels(arrays["y_test"], len(test_x), f"{path}: y_test"))
+    if {"images", "labels"} <= arrays.keys():
+        images = _images(arrays["images"], f"{path}: images")
+        return _split(path.stem, images, _labels(arrays["labels"], len(images), f"{path}: labels"))
+    raise PyflowError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or images, labels), "
+                      f"found {sorted(arrays)}")

@@ -1,0 +1,138 @@
+"""Built-in models and the resolution of a ``--model`` spec (PyTorch is imported here).
+
+``--model`` is a built-in name (``digits-cnn``, ``lenet5``, ``tfc-mlp``, ``vgg-small``, ``resnet18``) or
+the user's own network: ``path/to/models.py:MyNet`` or ``package.module:MyNet``, where ``MyNet`` is a
+class or factory called without arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pyflow.errors import PyflowError
+
+
+def digits_cnn(input_shape: tuple[int, int, int] = (1, 8, 8), num_classes: int = 10) -> nn.Module:
+    c, h, w = input_shape
+    return nn.Sequential(
+        nn.Conv2d(c, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), num_classes))
+
+
+def lenet5(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> nn.Module:
+    c, h, w = input_shape
+    hh, ww = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
+    return nn.Sequential(
+        nn.Conv2d(c, 6, 5), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * hh * ww, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+
+
+def tfc_mlp(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> nn.Module:
+    """FINN's TFC topology: 784-64-64-64-10 with BatchNorm."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = input_shape[0] * input_shape[1] * input_shape[2]
+    for _ in range(3):
+        layers += [nn.Linear(width, 64), nn.BatchNorm1d(64), nn.ReLU()]
+        width = 64
+    return nn.Sequential(*layers, nn.Linear(width, num_classes))
+
+
+def vgg_small(input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    for width in (32, 64, 128):
+        for _ in range(2):
+            layers += [nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+            c = width
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * (h // 8) * (w // 8), num_classes))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """The CIFAR ResNet-18 (3×3 stem, four stages of two basic blocks). Export refuses its residual adds."""
+
+    def __init__(self, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_shape[0], 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        blocks, c = [], 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [BasicBlock(c, width, stride), BasicBlock(width, width, 1)]
+            c = width
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(torch.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+BUILTIN: dict[str, Callable[..., nn.Module]] = {
+    "digits-cnn": digits_cnn, "lenet5": lenet5, "tfc-mlp": tfc_mlp, "vgg-small": vgg_small, "resnet18": ResNet18,
+}
+
+
+def build_model(spec: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """A built-in model for ``input_shape``/``num_classes``, or the user's ``file.py:Name`` / ``module:Name``."""
+    if spec in BUILTIN:
+        return BUILTIN[spec](tuple(input_shape), num_classes)
+    source, sep, name = str(spec).rpartition(":")
+    if not sep or not source or not name:
+        raise PyflowError(f"--model: unknown model {spec!r} (built-in: {', '.join(BUILTIN)}; "
+                          "or path/to/file.py:ClassName or package.module:ClassName)")
+    factory = getattr(_user_module(source, spec), name, None)
+    if not callable(factory):
+        raise PyflowError(f"--model {spec}: {source} defines no class or factory named {name!r}")
+    try:
+        model = factory()
+    except Exception as exc:  # the user's constructor: any failure is reported in one line
+        raise PyflowError(f"--model {spec}: {name}() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise PyflowError(f"--model {spec}: {name}() returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _user_module(source: str, spec: str) -> object:
+    try:
+        if source.endswith(".py"):
+            path = Path(source)
+            if not path.is_file():
+                raise PyflowError(f"--model {spec}: {path}: no such file")
+            module_name = f"pyflow_user_model_{abs(hash(str(path.resolve())))}"
+            loader_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[module_name] = module
+            loader_spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(source)
+    except PyflowError:
+        raise
+    except Exception as exc:  # importing the user's code: report, never a traceback
+        raise PyflowError(f"--model {spec}: cannot import {source}: {type(exc).__name__}: {exc}") from None
