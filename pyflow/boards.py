@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pyflow.codegen.context import project_root
+from pyflow.config import check_keys, integer, read_yaml
 from pyflow.errors import PyflowError
 
 BOARDS_DIR = project_root() / "boards"
@@ -39,38 +38,19 @@ class Board:
     default_folding: Folding
 
 
-def _fields(cls: type, data: Any, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise PyflowError(f"{where}: expected a mapping, got {type(data).__name__}")
-    names = [f.name for f in fields(cls)]
-    for key in data:
-        if key not in names:
-            raise PyflowError(f"{where}: unknown field {key!r} (expected {', '.join(names)})")
-    for name in names:
-        if name not in data:
-            raise PyflowError(f"{where}: missing field {name!r}")
-    return dict(data)
-
-
-def _count(value: Any, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PyflowError(f"{where}: must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def parse_board(data: Any, source: str) -> Board:
-    raw = _fields(Board, data, source)
+    raw = check_keys(Board, data, source)
     for key in ("name", "part"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise PyflowError(f"{source}: {key}: must be a non-empty string, got {raw[key]!r}")
     clock = raw["clock_mhz"]
     if isinstance(clock, bool) or not isinstance(clock, int | float) or not 1 <= clock <= 1000:
         raise PyflowError(f"{source}: clock_mhz: must be a number in [1, 1000], got {clock!r}")
-    res = _fields(Resources, raw["resources"], f"{source}: resources")
-    fold = _fields(Folding, raw["default_folding"], f"{source}: default_folding")
+    res = check_keys(Resources, raw["resources"], f"{source}: resources")
+    fold = check_keys(Folding, raw["default_folding"], f"{source}: default_folding")
     return Board(name=raw["name"], part=raw["part"], clock_mhz=float(clock),
-                 resources=Resources(**{k: _count(v, f"{source}: resources.{k}", 0) for k, v in res.items()}),
-                 default_folding=Folding(**{k: _count(v, f"{source}: default_folding.{k}", 1)
+                 resources=Resources(**{k: integer(v, f"{source}: resources.{k}", 0) for k, v in res.items()}),
+                 default_folding=Folding(**{k: integer(v, f"{source}: default_folding.{k}", 1)
                                             for k, v in fold.items()}))
 
 
@@ -85,12 +65,7 @@ def load_board(name_or_path: str | Path) -> Board:
         path = BOARDS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise PyflowError(f"unknown board {str(name_or_path)!r} (known: {', '.join(board_names())})")
-    if not path.is_file():
-        raise PyflowError(f"{path}: board file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise PyflowError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path)
     return parse_board(data, str(path))
 
 
