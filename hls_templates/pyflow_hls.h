@@ -72,17 +72,20 @@ ap_int<ACC_BITS> ternary_term(ap_uint<2> code, ap_uint<IN_BITS> x) {
     return 0;
 }
 
-// The packed word of kept tile t, assembled from its 64-bit ROM chunks (chunk k holds bits 64k..64k+63).
+// The packed word of kept tile t, as its WORD_CHUNKS 64-bit ROM chunks (chunk k holds bits 64k..64k+63).
 template <class CFG>
-ap_uint<CFG::WORD_BITS> tile_word(unsigned t) {
+void tile_word(unsigned t, ap_uint<64> word[CFG::WORD_CHUNKS]) {
 #pragma HLS INLINE
-    ap_uint<CFG::WORD_BITS> word = 0;
     for (unsigned k = 0; k < CFG::WORD_CHUNKS; ++k) {
 #pragma HLS UNROLL
-        const unsigned hi = (64 * k + 63 < CFG::WORD_BITS) ? 64 * k + 63 : CFG::WORD_BITS - 1;
-        word.range(hi, 64 * k) = CFG::words[t][k];
+        word[k] = CFG::words[t][k];
     }
-    return word;
+}
+
+// The 2-bit code of lane i (= p*SIMD + j): bits 2i, 2i+1 of the word, never straddling two chunks.
+inline ap_uint<2> lane_code(const ap_uint<64> word[], unsigned lane) {
+#pragma HLS INLINE
+    return word[lane / 32].range(2 * (lane % 32) + 1, 2 * (lane % 32));
 }
 
 // One SIMD-wide input word for column fold f at output pixel (oy, ox): zero in the padding and in the
@@ -105,7 +108,7 @@ void read_input(const typename CFG::in_t in[], unsigned f, unsigned oy, unsigned
 
 // The PE array on one kept tile: every PE lane adds or subtracts its SIMD inputs in an adder tree.
 template <class CFG>
-void pe_array(const ap_uint<CFG::WORD_BITS> &word, const ap_uint<CFG::IN_BITS> x[CFG::SIMD],
+void pe_array(const ap_uint<64> word[CFG::WORD_CHUNKS], const ap_uint<CFG::IN_BITS> x[CFG::SIMD],
               ap_int<CFG::ACC_BITS> acc[CFG::PE]) {
 #pragma HLS INLINE
     for (unsigned p = 0; p < CFG::PE; ++p) {
@@ -114,8 +117,7 @@ void pe_array(const ap_uint<CFG::WORD_BITS> &word, const ap_uint<CFG::IN_BITS> x
 #pragma HLS ARRAY_PARTITION variable=terms type=complete
         for (unsigned j = 0; j < CFG::SIMD; ++j) {
 #pragma HLS UNROLL
-            const unsigned lane = 2 * (p * CFG::SIMD + j);
-            terms[j] = ternary_term<CFG::ACC_BITS, CFG::IN_BITS>(word.range(lane + 1, lane), x[j]);
+            terms[j] = ternary_term<CFG::ACC_BITS, CFG::IN_BITS>(lane_code(word, p * CFG::SIMD + j), x[j]);
         }
         acc[p] += adder_tree<CFG::SIMD>::sum(terms);
     }
@@ -154,6 +156,8 @@ void matrix_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
     ap_uint<CFG::IN_BITS> x[CFG::SIMD];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
+    ap_uint<64> word[CFG::WORD_CHUNKS];
+#pragma HLS ARRAY_PARTITION variable=word type=complete
     for (unsigned pixel = 0; pixel < CFG::H_OUT * CFG::W_OUT; ++pixel) {
         const unsigned oy = pixel / CFG::W_OUT, ox = pixel % CFG::W_OUT;
         for (unsigned r = 0; r < CFG::OUT_FOLDS; ++r) {
@@ -165,7 +169,8 @@ void matrix_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=0 max=CFG::COL_FOLDS
                 read_input<CFG>(in, CFG::col_idx[t], oy, ox, x);
-                pe_array<CFG>(tile_word<CFG>(t), x, acc);
+                tile_word<CFG>(t, word);
+                pe_array<CFG>(word, x, acc);
             }
             for (unsigned p = 0; p < CFG::PE; ++p) {
 #pragma HLS UNROLL

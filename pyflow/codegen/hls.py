@@ -26,7 +26,7 @@ import numpy as np
 from pyflow import golden
 from pyflow.boards import Board
 from pyflow.codegen.context import environment, network_context, project_root
-from pyflow.ir.io import save
+from pyflow.ir.io import load, save
 from pyflow.ir.model import Network
 from pyflow.util import atomic_folder
 
@@ -100,6 +100,11 @@ def _index_ctype(largest: int) -> str:
         if largest < 1 << bits:
             return ctype
     return "unsigned int"
+
+
+def load_ir(project: Path) -> Network:
+    """The IR copy a generated project carries (``project/ir``)."""
+    return load(Path(project) / "ir")
 
 
 def random_images(network: Network, count: int, seed: int) -> np.ndarray:

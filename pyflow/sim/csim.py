@@ -104,13 +104,12 @@ def run_csim(project_dir: str | Path, vectors: int = 16, seed: int = 0) -> dict[
 
 def simulate(project_dir: str | Path, vectors: int, seed: int) -> tuple[dict[str, Any], TestbenchResult]:
     """:func:`run_csim`, also returning the testbench's own result (its printed mismatches)."""
-    from pyflow.codegen.hls import write_vectors
-    from pyflow.ir.io import load
+    from pyflow.codegen.hls import load_ir, write_vectors
 
     if vectors < 1:
         raise PyflowError(f"csim: --vectors must be at least 1, got {vectors}")
     project = find_project(project_dir)
-    network = load(project / "ir")
+    network = load_ir(project)
     binary, build_seconds = build(project)
     inputs, golden_file = write_vectors(network, project / BUILD_DIR, vectors, seed)
     start = time.perf_counter()
