@@ -1,0 +1,118 @@
+"""Find and read the artifacts of a run folder (formats: notes/contracts.md), each problem one line.
+
+A run folder holds ``ir/`` (network.json, weights.npz, maybe eval.json), ``hls/csim.json``,
+``rtl/sim_<simulator>.json``, ``rtl/yosys.json``, ``checkpoint/metrics.json`` and maybe ``run.json``.
+An output of ``pyflow generate --backend both`` is accepted too: its IR copy sits in ``rtl/ir`` or ``hls/ir``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyflow.errors import PyflowError
+from pyflow.ir import load
+from pyflow.ir.model import FlattenLayer, Network
+
+SIMULATORS = ("icarus", "verilator")
+IR_PLACES = ("ir", "rtl/ir", "hls/ir")
+SIM_FIELDS = ("simulator", "vectors", "outputs_compared", "mismatches", "bit_exact", "cycles_per_image",
+              "interval_cycles", "total_cycles", "layers")
+SIM_LAYER_FIELDS = ("name", "cycles", "busy_cycles")
+CSIM_FIELDS = ("bit_exact", "vectors", "outputs_compared", "mismatches")
+YOSYS_CELLS = ("LUT", "FF", "BRAM36", "DSP")
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything the report reads; ``paths`` maps each artifact found to its path relative to the run."""
+
+    run_dir: Path
+    network: Network
+    paths: dict[str, str]
+    run: dict[str, Any] | None
+    eval: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    csim: dict[str, Any] | None
+    sims: dict[str, dict[str, Any]]  # simulator -> sim_<simulator>.json
+    yosys: dict[str, Any] | None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PyflowError(f"{path}: unreadable: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise PyflowError(f"{path}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(doc, dict):
+        raise PyflowError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _require(doc: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
+    for key in fields:
+        if key not in doc:
+            raise PyflowError(f"{where}: missing field {key!r}")
+
+
+def find_ir(run_dir: Path) -> Path:
+    if not run_dir.is_dir():
+        raise PyflowError(f"{run_dir}: no such folder (expected a pyflow run folder or a `pyflow generate` output)")
+    for place in IR_PLACES:
+        if (run_dir / place / "network.json").is_file():
+            return run_dir / place
+    raise PyflowError(f"{run_dir}: not a pyflow run folder (no IR in {', '.join(p + '/' for p in IR_PLACES)}; "
+                      "pass the folder `pyflow run` or `pyflow generate --backend both` wrote)")
+
+
+def _optional(run_dir: Path, relatives: tuple[str, ...], paths: dict[str, str], key: str) -> dict[str, Any] | None:
+    for relative in relatives:
+        if (run_dir / relative).is_file():
+            paths[key] = relative
+            return read_json(run_dir / relative)
+    return None
+
+
+def check_sim(doc: dict[str, Any], network: Network, where: str) -> dict[str, Any]:
+    """Validate a sim_<simulator>.json against the contract and the IR's layer list."""
+    _require(doc, SIM_FIELDS, where)
+    expected = [layer.name for layer in network.layers if not isinstance(layer, FlattenLayer)]
+    if not isinstance(doc["layers"], list):
+        raise PyflowError(f"{where}: layers: expected a list")
+    for index, item in enumerate(doc["layers"]):
+        if not isinstance(item, dict):
+            raise PyflowError(f"{where}: layers[{index}]: expected an object")
+        _require(item, SIM_LAYER_FIELDS, f"{where}: layers[{index}]")
+    names = [item["name"] for item in doc["layers"]]
+    if names != expected:
+        raise PyflowError(f"{where}: layers {names} do not match the IR's layers {expected}")
+    return doc
+
+
+def read_inputs(run_dir: str | Path) -> RunInputs:
+    run_dir = Path(run_dir)
+    ir_dir = find_ir(run_dir)
+    network = load(ir_dir)
+    ir_rel = ir_dir.relative_to(run_dir).as_posix()
+    paths: dict[str, str] = {"ir": ir_rel}
+    run = _optional(run_dir, ("run.json",), paths, "run")
+    evaluation = _optional(run_dir, (f"{ir_rel}/eval.json", "eval.json"), paths, "eval")
+    metrics = _optional(run_dir, ("checkpoint/metrics.json", "metrics.json"), paths, "metrics")
+    csim = _optional(run_dir, ("hls/csim.json", "csim.json"), paths, "csim")
+    if csim is not None:
+        _require(csim, CSIM_FIELDS, str(run_dir / paths["csim"]))
+    sims = {}
+    for simulator in SIMULATORS:
+        doc = _optional(run_dir, (f"rtl/sim_{simulator}.json", f"sim_{simulator}.json"), paths, simulator)
+        if doc is not None:
+            sims[simulator] = check_sim(doc, network, str(run_dir / paths[simulator]))
+    yosys = _optional(run_dir, ("rtl/yosys.json", "yosys.json"), paths, "yosys")
+    if yosys is not None:
+        where = str(run_dir / paths["yosys"])
+        _require(yosys, ("yosys_version", "cells"), where)
+        _require(yosys["cells"], YOSYS_CELLS, f"{where}: cells")
+    return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation, metrics=metrics,
+                     csim=csim, sims=sims, yosys=yosys)

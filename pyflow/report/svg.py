@@ -1,0 +1,96 @@
+"""Inline SVG plots for report.html: tile-mask heatmaps and grouped bar charts (no scripts, no external assets).
+
+Output is a pure function of the numbers: fixed sizes, fixed colours, numbers printed with fixed precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from html import escape
+
+KEPT_LOW, KEPT_HIGH = (198, 219, 239), (8, 48, 107)  # lane fill 0 → 1 of a kept tile
+SKIPPED = "#eeeeee"
+FONT = 'font-family="sans-serif" font-size="11"'
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1")
+
+
+def _shade(fill: float) -> str:
+    mix = [round(lo + (hi - lo) * min(max(fill, 0.0), 1.0)) for lo, hi in zip(KEPT_LOW, KEPT_HIGH, strict=True)]
+    return "#{:02x}{:02x}{:02x}".format(*mix)
+
+
+def _n(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def heatmap(name: str, kept: Sequence[Sequence[int]], fill: Sequence[Sequence[float]], width: int = 640) -> str:
+    """Tile mask of one layer: rows = output folds, columns = column folds; kept tiles shaded by lane fill."""
+    rows, cols = len(kept), len(kept[0])
+    cell = max(2, min(18, (width - 80) // cols))
+    grid_w, grid_h = cell * cols, cell * rows
+    left, top = 60, 30
+    total_w, total_h = max(left + grid_w + 20, 360), top + grid_h + 40
+    n_kept = sum(sum(row) for row in kept)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-layer="{escape(name)}" '
+             f'width="{total_w}" height="{total_h}" viewBox="0 0 {total_w} {total_h}" role="img">',
+             f"<title>{escape(name)}: tile mask, {n_kept} of {rows * cols} tiles kept (measured, IR)</title>",
+             f'<text x="{left}" y="18" {FONT} font-weight="bold">{escape(name)}: {n_kept}/{rows * cols} tiles kept '
+             f"(measured, IR); shade = lane fill</text>",
+             f'<rect x="{left}" y="{top}" width="{grid_w}" height="{grid_h}" fill="{SKIPPED}" stroke="#999"/>']
+    for r, row in enumerate(kept):
+        for c, value in enumerate(row):
+            if value:
+                parts.append(f'<rect x="{left + c * cell}" y="{top + r * cell}" width="{cell}" height="{cell}" '
+                             f'fill="{_shade(fill[r][c])}"/>')
+    parts += [f'<text x="{left - 6}" y="{top + 10}" {FONT} text-anchor="end">fold 0</text>',
+              f'<text x="{left - 6}" y="{top + grid_h}" {FONT} text-anchor="end">{rows - 1}</text>',
+              f'<text x="{left}" y="{top + grid_h + 14}" {FONT}>column fold 0</text>',
+              f'<text x="{left + grid_w}" y="{top + grid_h + 14}" {FONT} text-anchor="end">{cols - 1}</text>',
+              f'<text x="{left}" y="{top + grid_h + 30}" {FONT} fill="#555">grey: skipped tile (pruned or '
+              "all-zero); blue: kept tile, darker = more non-zero lanes</text>", "</svg>"]
+    return "\n".join(parts)
+
+
+def grouped_bars(kind: str, title: str, categories: Sequence[str],
+                 series: Sequence[tuple[str, Sequence[float | None]]], y_max: float,
+                 y_label: Callable[[float], str], height: int = 260) -> str:
+    """Grouped vertical bars: one group per category, one bar per series (None: no bar, marked n/a)."""
+    left, top, bottom = 70, 30, 60
+    group = max(40, 14 * len(series) + 16)
+    plot_w, plot_h = group * len(categories), height - top - bottom
+    legend_w = 230
+    total_w = left + plot_w + legend_w
+    y_max = y_max if y_max > 0 else 1.0
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bars {escape(kind)}" width="{total_w}" '
+             f'height="{height}" viewBox="0 0 {total_w} {height}" role="img">',
+             f"<title>{escape(title)}</title>",
+             f'<text x="{left}" y="18" {FONT} font-weight="bold">{escape(title)}</text>']
+    for step in range(5):
+        value = y_max * step / 4
+        y = top + plot_h - plot_h * step / 4
+        parts.append(f'<line x1="{left}" y1="{_n(y)}" x2="{left + plot_w}" y2="{_n(y)}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 4}" y="{_n(y + 4)}" {FONT} text-anchor="end">{escape(y_label(value))}</text>')
+    bar = (group - 16) / max(len(series), 1)
+    for g, category in enumerate(categories):
+        x0 = left + g * group + 8
+        for s, (_, values) in enumerate(series):
+            value = values[g]
+            x = x0 + s * bar
+            if value is None:
+                parts.append(f'<text x="{_n(x + bar / 2)}" y="{top + plot_h - 3}" font-size="8" '
+                             f'font-family="sans-serif" text-anchor="middle" fill="#999">n/a</text>')
+                continue
+            h = plot_h * min(value, y_max) / y_max
+            parts.append(f'<rect x="{_n(x)}" y="{_n(top + plot_h - h)}" width="{_n(bar - 1)}" height="{_n(h)}" '
+                         f'fill="{PALETTE[s % len(PALETTE)]}"><title>{escape(category)}: {escape(series[s][0])} = '
+                         f"{escape(y_label(value))}</title></rect>")
+        parts.append(f'<text x="{_n(x0 + (group - 16) / 2)}" y="{top + plot_h + 14}" {FONT} '
+                     f'text-anchor="middle">{escape(category)}</text>')
+    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>')
+    for s, (label, _) in enumerate(series):
+        y = top + 10 + s * 16
+        parts.append(f'<rect x="{left + plot_w + 12}" y="{y - 9}" width="10" height="10" '
+                     f'fill="{PALETTE[s % len(PALETTE)]}"/>')
+        parts.append(f'<text x="{left + plot_w + 26}" y="{y}" {FONT}>{escape(label)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)

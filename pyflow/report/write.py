@@ -1,0 +1,285 @@
+"""Render the report dict as Markdown and as one self-contained HTML page; write all three atomically.
+
+Both renderings come from the same list of tables; every column holding figures names its basis
+(modelled or measured) in its header, key/value tables carry a basis column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from pyflow.report.build import NA, NOT_RUN, build_report
+from pyflow.report.inputs import SIMULATORS
+from pyflow.report.svg import grouped_bars, heatmap
+from pyflow.util import atomic_folder
+
+REPORT_FOLDER = "report"
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+def fmt(figure: dict[str, Any] | Any, style: str = "int") -> str:
+    value = figure["value"] if isinstance(figure, dict) else figure
+    if value is None or isinstance(value, str | bool):
+        return {None: NA, True: "yes", False: "no"}.get(value, value) if not isinstance(value, str) else value
+    if style == "pct":
+        return f"{100 * value:.1f} %"
+    if style == "x":
+        return f"{value:.2f}x"
+    if style == "rate":
+        return f"{value:,.0f}"
+    if style == "float":
+        return f"{value:.3f}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _row(label: str, figure: dict[str, Any], style: str = "int") -> tuple[str, ...]:
+    return (label, fmt(figure, style), figure["basis"], figure["source"])
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    net, board = report["network"], report["board"]
+    cyc, util, comp, mem = net["cycles"], net["utilization"], net["compression"], net["memory"]
+    rows = [("board", f"{board['name']} ({board['part']}, {board['clock_mhz']:g} MHz)", "measured",
+             f"chosen by {board['chosen_by']}"),
+            ("bit-exact", report["verification"]["summary"], "measured", "csim.json, sim_*.json"),
+            _row("accuracy (golden model, test set)", net["accuracy"], "pct"),
+            _row("throughput, images/s", cyc["modelled_images_per_s"], "rate")]
+    for sim in SIMULATORS:
+        rows.append(_row(f"throughput, images/s ({sim})", cyc["measured"][sim]["images_per_s"], "rate"))
+    rows.append(_row("interval cycles (slowest layer)", cyc["modelled_interval"]))
+    for sim in SIMULATORS:
+        rows.append(_row(f"interval cycles ({sim})", cyc["measured"][sim]["interval_cycles"]))
+    rows.append(_row("latency cycles (sum of layers)", cyc["modelled_latency"]))
+    for sim in SIMULATORS:
+        rows.append(_row(f"latency cycles per image ({sim})", cyc["measured"][sim]["cycles_per_image"]))
+    rows += [_row("tiles total", net["tiles"]["total"]), _row("tiles masked", net["tiles"]["masked"]),
+             _row("tiles all-zero", net["tiles"]["all_zero"]), _row("tiles kept", net["tiles"]["kept"]),
+             _row("keep requested", net["tiles"]["requested_keep"], "float"),
+             _row("keep reached", net["tiles"]["achieved_keep"], "float"),
+             _row("PE utilization: tile skipping", util["tile_skipping"]["modelled"], "pct")]
+    for sim in SIMULATORS:
+        rows.append(_row(f"PE utilization: tile skipping ({sim})", util["tile_skipping"]["measured"][sim], "pct"))
+    rows.append(_row("PE utilization: lane fill", util["lane_fill"], "pct"))
+    rows.append(_row("PE utilization: pipeline balance", util["balance"]["modelled"], "pct"))
+    for sim in SIMULATORS:
+        rows.append(_row(f"PE utilization: pipeline balance ({sim})", util["balance"]["measured"][sim], "pct"))
+    rows += [_row("compression, weights only", comp["weights_only"], "x"),
+             _row("compression, with index", comp["with_index"], "x"),
+             _row("compression, weights only (eval.json)", comp["eval_weights_only"], "x"),
+             _row("compression, with index (eval.json)", comp["eval_with_index"], "x"),
+             _row("compression, weights only (metrics.json)", comp["metrics_weights_only"], "x"),
+             _row("compression, with index (metrics.json)", comp["metrics_with_index"], "x"),
+             _row("weight ROM bits", mem["weight_bits"]), _row("index ROM bits", mem["index_bits"]),
+             _row("requant parameter bits", mem["requant_bits"]), _row("ROM BRAM36", mem["bram36"])]
+    return Table("Summary", ("figure", "value", "basis", "source"), tuple(rows),
+                 f"cycle model: {report['cycle_model']}")
+
+
+def verification_table(report: dict[str, Any]) -> Table:
+    rows = tuple((view, item["status"], str(item["vectors"]), str(item["outputs_compared"]), str(item["mismatches"]),
+                  item["source"]) for view, item in report["verification"]["views"].items())
+    return Table("Bit-exactness against the golden model (measured)",
+                 ("view", "status", "vectors", "outputs compared", "mismatches", "artifact"), rows,
+                 "a view whose artifact is missing is reported as not run, never as passed")
+
+
+def _matrix(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in report["layers"] if "tiles" in e]
+
+
+def tiles_table(report: dict[str, Any]) -> Table:
+    rows = tuple((e["name"], f"{e['pe']}x{e['simd']}", fmt(e["tiles"]["total"]), fmt(e["tiles"]["masked"]),
+                  fmt(e["tiles"]["all_zero"]), fmt(e["tiles"]["kept"]), fmt(e["tiles"]["requested_keep"], "float"),
+                  fmt(e["tiles"]["achieved_keep"], "float")) for e in _matrix(report))
+    return Table("Tiles per layer (measured: IR, eval.json)",
+                 ("layer", "PE x SIMD", "total (measured)", "masked (measured)", "all-zero (measured)",
+                  "kept (measured)", "keep asked", "keep reached (measured)"), rows)
+
+
+def cycles_table(report: dict[str, Any]) -> Table:
+    rows = []
+    for e in report["layers"]:
+        c = e["cycles"]
+        rows.append((e["name"], fmt(c["dense"]), fmt(c["modelled"]), fmt(c["ideal"]),
+                     *(fmt(c["measured"][s]) for s in SIMULATORS), *(fmt(c["busy"][s]) for s in SIMULATORS)))
+    return Table("Cycles per layer, one image",
+                 ("layer", "dense (modelled)", "sparse (modelled)", "sparse ideal (modelled)",
+                  *(f"{s} (measured)" for s in SIMULATORS), *(f"busy {s} (measured)" for s in SIMULATORS)),
+                 tuple(rows), "modelled: pyflow.sim.cycles (dense = every tile kept; sparse ideal = the tile walk "
+                              "without pipeline fill); measured: the RTL's hardware counters")
+
+
+def utilization_table(report: dict[str, Any]) -> Table:
+    rows = []
+    for e in report["layers"]:
+        skip = e.get("tile_skipping")
+        rows.append((e["name"], fmt(skip["modelled"], "pct") if skip else NA,
+                     *(fmt(skip["measured"][s], "pct") if skip else NA for s in SIMULATORS),
+                     fmt(e["lane_fill"], "pct") if "lane_fill" in e else NA,
+                     fmt(e["balance"]["modelled"], "pct"), *(fmt(e["balance"]["measured"][s], "pct")
+                                                             for s in SIMULATORS)))
+    return Table("PE utilization per layer",
+                 ("layer", "tile skipping (modelled)", *(f"tile skipping {s} (measured)" for s in SIMULATORS),
+                  "lane fill (measured)", "balance (modelled)", *(f"balance {s} (measured)" for s in SIMULATORS)),
+                 tuple(rows), "tile skipping = busy cycles / cycles; lane fill = non-zero codes / lanes in kept tiles; "
+                              "balance = layer cycles / slowest layer cycles")
+
+
+def memory_table(report: dict[str, Any]) -> Table:
+    rows = tuple((e["name"], fmt(e["memory"]["weight_bits"]), fmt(e["memory"]["index_bits"]),
+                  fmt(e["memory"]["requant_bits"]), fmt(e["memory"]["bram36"])) for e in _matrix(report))
+    return Table("Packed memory per layer", ("layer", "weight bits (measured)", "index bits (modelled)",
+                                             "requant bits (modelled)", "ROM BRAM36 (modelled)"), rows)
+
+
+def resources_table(report: dict[str, Any]) -> Table:
+    res = report["resources"]
+    rows = []
+    for key, label in (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("dsp", "DSP")):
+        budget, modelled, measured = res["budget"][key]["value"], res["modelled"][key], res["measured"][key]
+        rows.append((label, fmt(modelled), fmt(measured), str(budget),
+                     _fits(modelled["value"], budget), _fits(measured["value"], budget)))
+    rows.append(("all", "", "", "", "fits" if res["modelled_fits"] else "does not fit",
+                 NOT_RUN if res["measured_fits"] == NOT_RUN else "fits" if res["measured_fits"] else "does not fit"))
+    return Table(f"Resources against the {report['board']['name']} budget",
+                 ("resource", "analytical (modelled)", "Yosys (measured)", "board budget", "modelled fits",
+                  "measured fits"), tuple(rows), f"measured: {res['measured']['lut']['source']}")
+
+
+def _fits(value: Any, budget: int) -> str:
+    if isinstance(value, str):
+        return value
+    return f"fits ({100 * value / budget:.1f} %)" if value <= budget else f"does not fit ({100 * value / budget:.0f} %)"
+
+
+def folding_table(report: dict[str, Any]) -> Table:
+    fold = report["folding"]
+    rows = tuple((f["name"], f"{f['pe']}x{f['simd']}", f"{f['tiles_kept']}/{f['tiles_total']}",
+                  NA if f["requested_keep"] is None else f"{f['requested_keep']:.3f}", f"{f['achieved_keep']:.3f}",
+                  str(f["cycles"]), f"{100 * f['balance']:.1f} %") for f in fold["layers"])
+    return Table("Folding check: asked vs reached",
+                 ("layer", "PE x SIMD", "kept tiles (measured)", "keep asked", "keep reached (measured)",
+                  "cycles (modelled)", "balance (modelled)"), rows,
+                 f"{fold['source']}; cycles {fold['cycle_model']}; slowest {fold['slowest_cycles']} cycles, "
+                 f"mean balance {100 * fold['mean_balance']:.1f} %")
+
+
+def tools_table(report: dict[str, Any]) -> Table:
+    rows = [(name, version, "used") for name, version in report["tools"]["used (from the artifacts)"].items()]
+    rows += [(name, version, "installed") for name, version in report["tools"]["installed (this machine)"].items()]
+    return Table("Tool versions", ("tool", "version", "where"), tuple(rows))
+
+
+def tables(report: dict[str, Any]) -> list[Table]:
+    return [summary_table(report), verification_table(report), tiles_table(report), cycles_table(report),
+            utilization_table(report), memory_table(report), resources_table(report), folding_table(report),
+            tools_table(report)]
+
+
+# --- Markdown -------------------------------------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"# pyflow report: {report['network']['name']}", "",
+             "Every figure is labelled **modelled** (predicted by a model) or **measured** (counted from an "
+             "artifact: the IR, a simulator's counters, Yosys, the golden model).", ""]
+    for table in tables(report):
+        lines += [f"## {table.title}", "", "| " + " | ".join(map(_md_cell, table.headers)) + " |",
+                  "|" + "---|" * len(table.headers)]
+        lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
+        lines += ["", f"_{table.note}_", ""] if table.note else [""]
+    return "\n".join(lines)
+
+
+# --- HTML -----------------------------------------------------------------------------------------------
+
+CSS = """body{font-family:sans-serif;margin:24px;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:8px 0 4px}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}.note{color:#555;font-size:12px}
+.figs{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff}"""
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>\n" for row in table.rows)
+    note = f'<p class="note">{escape(table.note)}</p>' if table.note else ""
+    return f"<h2>{escape(table.title)}</h2>\n<table><tr>{head}</tr>\n{body}</table>{note}\n"
+
+
+def _value(figure: dict[str, Any]) -> float | None:
+    value = figure["value"]
+    return None if isinstance(value, str) or value is None else float(value)
+
+
+def _primary_sim(report: dict[str, Any]) -> str | None:
+    views = report["verification"]["views"]
+    return next((s for s in reversed(SIMULATORS) if views[s]["status"] != NOT_RUN), None)
+
+
+def utilization_chart(report: dict[str, Any]) -> str:
+    layers = report["layers"]
+    sim = _primary_sim(report)
+    series = [("tile skipping (modelled)", [_value(e["tile_skipping"]["modelled"]) if "tile_skipping" in e else None
+                                            for e in layers])]
+    if sim:
+        series.append((f"tile skipping (measured, {sim})",
+                       [_value(e["tile_skipping"]["measured"][sim]) if "tile_skipping" in e else None for e in layers]))
+    series.append(("lane fill (measured)", [_value(e["lane_fill"]) if "lane_fill" in e else None for e in layers]))
+    series.append(("balance (modelled)", [_value(e["balance"]["modelled"]) for e in layers]))
+    if sim:
+        series.append((f"balance (measured, {sim})", [_value(e["balance"]["measured"][sim]) for e in layers]))
+    return grouped_bars("utilization", "PE utilization per layer", [e["name"] for e in layers], series, 1.0,
+                        lambda v: f"{100 * v:.0f} %")
+
+
+def cycles_chart(report: dict[str, Any]) -> str:
+    layers = report["layers"]
+    series = [("dense (modelled)", [_value(e["cycles"]["dense"]) for e in layers]),
+              ("sparse (modelled)", [_value(e["cycles"]["modelled"]) for e in layers]),
+              ("sparse ideal (modelled)", [_value(e["cycles"]["ideal"]) for e in layers])]
+    for sim in SIMULATORS:
+        series.append((f"{sim} (measured)", [_value(e["cycles"]["measured"][sim]) for e in layers]))
+    top = max((v for _, values in series for v in values if v is not None), default=1.0)
+    return grouped_bars("cycles", "Cycles per layer: modelled vs measured", [e["name"] for e in layers], series,
+                        top, lambda v: f"{v:.0f}")
+
+
+def html(report: dict[str, Any]) -> str:
+    name = escape(report["network"]["name"])
+    maps = "\n".join(heatmap(layer, data["kept"], data["fill"]) for layer, data in report["heatmaps"].items())
+    parts = [f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>pyflow report: {name}</title>',
+             f"<style>{CSS}</style></head><body>", f"<h1>pyflow report: {name}</h1>",
+             "<p>Every figure is labelled <b>modelled</b> (predicted by a model) or <b>measured</b> (counted from "
+             "an artifact: the IR, a simulator's counters, Yosys, the golden model).</p>"]
+    all_tables = tables(report)
+    parts.append(_html_table(all_tables[0]) + _html_table(all_tables[1]))
+    parts += ["<h2>Plots</h2>", f'<div class="figs">{utilization_chart(report)}\n{cycles_chart(report)}</div>',
+              "<h2>Tile masks (measured, IR)</h2>", f'<div class="figs">{maps}</div>']
+    parts += [_html_table(table) for table in all_tables[2:]]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, board: str | None = None) -> Path:
+    """Build the report of ``run_dir`` and write ``run_dir/report/`` (report.json, report.md, report.html)."""
+    report = build_report(run_dir, board)
+    folder = Path(run_dir) / REPORT_FOLDER
+    with atomic_folder(folder, kind="report") as tmp:
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        (tmp / "report.md").write_text(markdown(report))
+        (tmp / "report.html").write_text(html(report))
+    return folder
