@@ -19,7 +19,6 @@ from pyflow.folding import check_folding
 from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network
 from pyflow.ir.packing import layer_codes, tile_mask
 from pyflow.report import resources
-from pyflow.report.compression import compression_ratios, network_counts
 from pyflow.report.inputs import SIMULATORS, RunInputs, read_inputs
 
 REPORT_SCHEMA = 1
@@ -289,14 +288,17 @@ def network_memory(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def network_compression(inputs: RunInputs) -> dict[str, Any]:
-    counts = network_counts(inputs.network)
-    weights_only, with_index = compression_ratios(**counts)
+    """DESIGN §1 ratios from the IR (pyflow.compress.metrics, torch-free), beside eval.json and metrics.json."""
+    from pyflow.compress.metrics import compression
+
+    figures = compression(inputs.network)
+    src = "IR via pyflow.compress.metrics (DESIGN §1)"
     out = {
-        "weights_only": fig(weights_only, MEASURED, "IR: 32·N_total / (2·N_stored) (DESIGN §1)"),
-        "with_index": fig(with_index, MODELLED,
-                          "IR: 32·N_total / (2·N_stored + index_bits + 32·#scales) (DESIGN §1, modelled index)"),
-        "n_total": fig(counts["n_total"], MEASURED, SRC_IR),
-        "n_stored": fig(counts["n_stored"], MEASURED, SRC_IR),
+        "weights_only": fig(figures["compression_weights_only"] or NA, MEASURED, f"{src}: 32·N_total / (2·N_stored)"),
+        "with_index": fig(figures["compression_with_index"], MEASURED,
+                          f"{src}: 32·N_total / (2·N_stored + index_bits + 32·#scales)"),
+        "n_total": fig(figures["weights_total"], MEASURED, src),
+        "n_stored": fig(figures["weights_stored"], MEASURED, src),
     }
     for name, doc in (("eval", inputs.eval), ("metrics", inputs.metrics)):
         for key in ("compression_weights_only", "compression_with_index"):

@@ -86,13 +86,6 @@ def dsp_for(a_bits: int, b_bits: int) -> int:
     return math.ceil(a_bits / 25) * math.ceil(b_bits / 18)
 
 
-def index_bits(layer: MatrixLayer) -> int:
-    """Compact CSR index: column-fold numbers of the kept tiles plus the row pointers (DESIGN §1 overhead)."""
-    col_width = max(1, clog2(layer.col_folds))
-    ptr_width = max(1, clog2(layer.n_kept + 1))
-    return layer.n_kept * col_width + (layer.out_folds + 1) * ptr_width
-
-
 def rtl_index_bits(layer: MatrixLayer) -> int:
     """The RTL's index ROMs: decoded entries (48 bits, plus a sentinel) and the row-pointer ROM."""
     return (layer.n_kept + 1) * IDX_ENTRY_BITS + (layer.out_folds + 1) * max(1, clog2(layer.n_kept + 1))

@@ -29,7 +29,7 @@ def heatmap(name: str, kept: Sequence[Sequence[int]], fill: Sequence[Sequence[fl
     cell = max(2, min(18, (width - 80) // cols))
     grid_w, grid_h = cell * cols, cell * rows
     left, top = 60, 30
-    total_w, total_h = max(left + grid_w + 20, 360), top + grid_h + 40
+    total_w, total_h = max(left + grid_w + 20, 560), top + grid_h + 40
     n_kept = sum(sum(row) for row in kept)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-layer="{escape(name)}" '
              f'width="{total_w}" height="{total_h}" viewBox="0 0 {total_w} {total_h}" role="img">',

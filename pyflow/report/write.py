@@ -209,7 +209,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 CSS = """body{font-family:sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:8px 0 4px}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}.note{color:#555;font-size:12px}
+th{background:#f3f3f3}td{text-align:left}.note{color:#555;font-size:12px}
 .figs{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff}"""
 
 

@@ -1,0 +1,317 @@
+"""`pyflow report`: figures from test-made artifacts (random IR + the JSON files of the contracts).
+
+``make_run`` writes a run folder whose counters differ from the cycle model, so every test can see
+which source a figure was read from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyflow.cli import main
+from pyflow.errors import PyflowError
+from pyflow.ir import random_network, save
+from pyflow.ir.model import FlattenLayer, MatrixLayer, Network
+from pyflow.report import build_report, write_report
+from pyflow.report.write import tables
+from pyflow.sim.cycles import modelled_cycles
+
+SPEC = "conv8k3p1 maxpool2 conv16k3p1 linear10"
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def sim_doc(network: Network, simulator: str, offset: int, mismatches: int = 0) -> dict[str, Any]:
+    """A sim_<simulator>.json with counters that differ from the model (so a test sees which it reads)."""
+    layers = []
+    for index, layer in enumerate(network.layers):
+        if isinstance(layer, FlattenLayer):
+            continue
+        busy = layer.out_pixels * layer.n_kept if isinstance(layer, MatrixLayer) else 0
+        layers.append({"name": layer.name, "cycles": modelled_cycles(layer) + offset + index,
+                       "busy_cycles": busy, "modelled_cycles": modelled_cycles(layer)})
+    slowest = max(item["cycles"] for item in layers)
+    return {"simulator": simulator, "simulator_version": f"{simulator} 1.0 (test)", "vectors": 8,
+            "outputs_compared": 80, "mismatches": mismatches, "bit_exact": mismatches == 0,
+            "cycles_per_image": sum(item["cycles"] for item in layers) + 7, "interval_cycles": slowest + 3,
+            "total_cycles": 8 * (slowest + 3) + 100, "layers": layers}
+
+
+def eval_doc(network: Network) -> dict[str, Any]:
+    layers = []
+    for layer in network.matrix_layers:
+        dropped = layer.tiles_total - layer.n_kept
+        layers.append({"name": layer.name, "tiles_total": layer.tiles_total, "tiles_masked": dropped - dropped // 3,
+                       "tiles_all_zero": dropped // 3, "tiles_kept": layer.n_kept, "requested_keep": 0.4,
+                       "achieved_keep": layer.n_kept / layer.tiles_total})
+    return {"accuracy": 0.9321, "compression_weights_only": 21.5, "compression_with_index": 17.25,
+            "kept_tiles": 0.41, "layers": layers}
+
+
+def make_run(folder: Path, *, views: tuple[str, ...] = ("csim", "icarus", "verilator"), failing: str | None = None,
+             board: str | None = "zcu104", seed: int = 0, with_eval: bool = True) -> Network:
+    """A run folder: ir/, hls/csim.json, rtl/sim_*.json, rtl/yosys.json, checkpoint/metrics.json, run.json."""
+    network = random_network(SPEC, (1, 8, 8), pe=4, simd=4, keep=0.4, seed=seed)
+    save(network, folder / "ir")
+    if with_eval:
+        write_json(folder / "ir" / "eval.json", eval_doc(network))
+    if "csim" in views:
+        bad = failing == "csim"
+        write_json(folder / "hls" / "csim.json", {"bit_exact": not bad, "vectors": 8, "outputs_compared": 80,
+                                                  "mismatches": 2 if bad else 0, "compiler": "g++ (test) 12.2.0",
+                                                  "build_seconds": 1.0, "run_seconds": 0.1})
+    for offset, simulator in enumerate(("icarus", "verilator")):
+        if simulator in views:
+            write_json(folder / "rtl" / f"sim_{simulator}.json",
+                       sim_doc(network, simulator, 10 * offset + 1, 3 if failing == simulator else 0))
+    write_json(folder / "rtl" / "yosys.json", {
+        "yosys_version": "Yosys 0.23 (test)", "top": "pyflow_top", "part_family": "xilinx (synth_xilinx -noiopad)",
+        "cells": {"LUT": 4321, "FF": 3210, "CARRY": 99, "BRAM36": 1.5, "DSP": 17}, "pe_array_dsp": 0,
+        "raw_cell_types": {"LUT6": 4321}})
+    write_json(folder / "checkpoint" / "metrics.json", {"compression_weights_only": 21.5,
+                                                        "compression_with_index": 17.25})
+    if board:
+        write_json(folder / "run.json", {"board": board})
+    return network
+
+
+# --- tests ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Network, dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("run") / "run"
+    network = make_run(folder)
+    write_report(folder)
+    return folder, network, json.loads((folder / "report" / "report.json").read_text())
+
+
+def figures(doc: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every figure dict (one holding a "value") in the report, with its path."""
+    if isinstance(doc, dict):
+        if "value" in doc:
+            return [(path, doc)]
+        return [item for key, value in doc.items() for item in figures(value, f"{path}.{key}")]
+    if isinstance(doc, list):
+        return [item for index, value in enumerate(doc) for item in figures(value, f"{path}[{index}]")]
+    return []
+
+
+def test_all_views_passing(full_run):
+    _, _, report = full_run
+    views = report["verification"]["views"]
+    assert [views[v]["status"] for v in ("csim", "icarus", "verilator")] == ["passed"] * 3
+    assert report["verification"]["all_passed"] is True
+    assert report["verification"]["summary"] == "bit-exact in every view"
+    assert views["icarus"]["outputs_compared"] == 80 and views["icarus"]["mismatches"] == 0
+
+
+@pytest.mark.parametrize("missing", ["csim", "icarus", "verilator"])
+def test_missing_view_is_not_run(tmp_path, missing):
+    make_run(tmp_path / "run", views=tuple(v for v in ("csim", "icarus", "verilator") if v != missing))
+    report = build_report(tmp_path / "run")
+    verification = report["verification"]
+    assert verification["views"][missing]["status"] == "not run"
+    assert verification["views"][missing]["bit_exact"] == "not run"
+    assert verification["all_passed"] is False
+    assert "not run: " + missing in verification["summary"]
+    if missing != "csim":
+        layer = report["layers"][0]
+        assert layer["cycles"]["measured"][missing]["value"] == "not run"
+        assert report["network"]["cycles"]["measured"][missing]["images_per_s"]["value"] == "not run"
+
+
+@pytest.mark.parametrize("failing", ["csim", "icarus", "verilator"])
+def test_mismatching_view_is_not_bit_exact(tmp_path, failing):
+    make_run(tmp_path / "run", failing=failing)
+    report = build_report(tmp_path / "run")
+    assert report["verification"]["views"][failing]["status"] == "failed"
+    assert report["verification"]["all_passed"] is False
+    assert report["verification"]["summary"] == f"NOT bit-exact: {failing}"
+
+
+def test_measured_figures_are_the_counters(full_run):
+    folder, network, report = full_run
+    for sim in ("icarus", "verilator"):
+        doc = json.loads((folder / "rtl" / f"sim_{sim}.json").read_text())
+        counters = {item["name"]: item for item in doc["layers"]}
+        slowest = max(item["cycles"] for item in doc["layers"])
+        for entry in report["layers"]:
+            counter = counters[entry["name"]]
+            assert entry["cycles"]["measured"][sim]["value"] == counter["cycles"]
+            assert entry["cycles"]["busy"][sim]["value"] == counter["busy_cycles"]
+            assert entry["balance"]["measured"][sim]["value"] == round(counter["cycles"] / slowest, 6)
+            if "tile_skipping" in entry:
+                assert entry["tile_skipping"]["measured"][sim]["value"] == round(
+                    counter["busy_cycles"] / counter["cycles"], 6)
+        cycles = report["network"]["cycles"]["measured"][sim]
+        assert cycles["interval_cycles"]["value"] == doc["interval_cycles"]
+        assert cycles["cycles_per_image"]["value"] == doc["cycles_per_image"]
+        assert cycles["images_per_s"]["value"] == round(200e6 / doc["interval_cycles"], 6)  # zcu104: 200 MHz
+
+
+def test_modelled_figures_follow_the_cycle_model(full_run):
+    from pyflow.sim.cycles import busy_cycles, modelled_cycles
+
+    _, network, report = full_run
+    layers = {layer.name: layer for layer in network.layers}
+    slowest = max(modelled_cycles(layers[e["name"]]) for e in report["layers"])
+    for entry in report["layers"]:
+        layer = layers[entry["name"]]
+        assert entry["cycles"]["modelled"]["value"] == modelled_cycles(layer)
+        assert entry["balance"]["modelled"]["value"] == round(modelled_cycles(layer) / slowest, 6)
+        if isinstance(layer, MatrixLayer):
+            assert entry["tile_skipping"]["modelled"]["value"] == round(busy_cycles(layer) / modelled_cycles(layer), 6)
+    assert report["network"]["cycles"]["modelled_interval"]["value"] == slowest
+
+
+def test_tiles_lane_fill_and_eval_figures(full_run):
+    from pyflow.ir.packing import layer_codes
+
+    _, network, report = full_run
+    for layer, entry in zip(network.matrix_layers, [e for e in report["layers"] if "tiles" in e], strict=True):
+        dropped = layer.tiles_total - layer.n_kept
+        assert entry["tiles"]["total"]["value"] == layer.tiles_total
+        assert entry["tiles"]["kept"]["value"] == layer.n_kept
+        assert entry["tiles"]["all_zero"]["value"] == dropped // 3
+        assert entry["tiles"]["masked"]["value"] == dropped - dropped // 3
+        assert entry["tiles"]["requested_keep"]["value"] == 0.4
+        fill = int((layer_codes(layer) != 0).sum()) / (layer.n_kept * layer.pe * layer.simd)
+        assert entry["lane_fill"]["value"] == round(fill, 6)
+    assert report["network"]["accuracy"]["value"] == 0.9321
+    assert report["network"]["compression"]["eval_weights_only"]["value"] == 21.5
+
+
+def test_without_eval_masked_and_all_zero_are_na(tmp_path):
+    make_run(tmp_path / "run", with_eval=False)
+    report = build_report(tmp_path / "run")
+    entry = report["layers"][0]
+    assert entry["tiles"]["masked"]["value"] == "n/a" and entry["tiles"]["all_zero"]["value"] == "n/a"
+    assert report["network"]["accuracy"]["value"] == "n/a"
+
+
+def test_every_figure_is_labelled(full_run):
+    folder, _, report = full_run
+    found = figures(report)
+    assert len(found) > 100
+    for path, figure in found:
+        assert figure["basis"] in ("modelled", "measured"), path
+        assert figure["source"], path
+    markdown = (folder / "report" / "report.md").read_text()
+    page = (folder / "report" / "report.html").read_text()
+    non_figures = {"layer", "PE x SIMD", "keep asked", "tool", "version", "where", "view", "status", "artifact",
+                   "resource", "board budget", "modelled fits", "measured fits", "vectors", "outputs compared",
+                   "mismatches"}
+    for table in tables(report):
+        if "basis" in table.headers:
+            assert all(row[2] in ("modelled", "measured") for row in table.rows), table.title
+            continue
+        for header in table.headers:
+            assert header in non_figures or re.search(r"\((modelled|measured)\)", header), (table.title, header)
+        assert f"## {table.title}" in markdown and f"<h2>{table.title}</h2>" in page
+    for text in (markdown, page):
+        assert "(modelled)" in text and "(measured)" in text
+
+
+def test_html_is_self_contained_with_plots(full_run):
+    folder, network, _ = full_run
+    page = (folder / "report" / "report.html").read_text()
+    heatmaps = re.findall(r'<svg [^>]*class="heatmap" data-layer="([^"]+)"', page)
+    assert heatmaps == [layer.name for layer in network.matrix_layers]
+    assert page.count('class="bars utilization"') == 1 and page.count('class="bars cycles"') == 1
+    for forbidden in ("<script", "<link", " src=", " href=", "url("):
+        assert forbidden not in page
+    assert set(re.findall(r"https?://[^\"' ]+", page)) == {"http://www.w3.org/2000/svg"}
+
+
+def test_report_bytes_are_deterministic(tmp_path):
+    for name in ("a", "b"):
+        make_run(tmp_path / name)
+        write_report(tmp_path / name)
+    for file in ("report.json", "report.md", "report.html"):
+        assert (tmp_path / "a" / "report" / file).read_bytes() == (tmp_path / "b" / "report" / file).read_bytes()
+    write_report(tmp_path / "a")  # rewriting replaces the folder with the same bytes
+    assert (tmp_path / "a" / "report" / "report.html").read_bytes() == \
+        (tmp_path / "b" / "report" / "report.html").read_bytes()
+
+
+def test_board_choice(tmp_path):
+    make_run(tmp_path / "run")
+    assert build_report(tmp_path / "run")["board"]["chosen_by"] == "run.json"
+    assert build_report(tmp_path / "run")["board"]["name"] == "zcu104"
+    report = build_report(tmp_path / "run", board="kv260")
+    assert (report["board"]["name"], report["board"]["chosen_by"]) == ("kv260", "--board")
+    make_run(tmp_path / "plain", board=None)
+    report = build_report(tmp_path / "plain")
+    assert report["board"]["name"] == "pynq-z2" and report["board"]["chosen_by"].startswith("default")
+    assert "chosen by default (pynq-z2" in (write_report(tmp_path / "plain") / "report.md").read_text()
+
+
+def test_resources_against_budget(full_run):
+    _, _, report = full_run
+    resources = report["resources"]
+    assert resources["measured"]["lut"]["value"] == 4321 and resources["measured"]["dsp"]["value"] == 17
+    assert resources["budget"]["lut"]["value"] == 230400
+    assert resources["measured_fits"] is True and resources["modelled_fits"] is True
+    assert all(resources["modelled"][k]["value"] > 0 for k in ("lut", "ff"))
+
+
+def test_generate_layout_is_accepted(tmp_path):
+    network = make_run(tmp_path / "made", views=())
+    folder = tmp_path / "gen"
+    save(network, folder / "rtl" / "ir")
+    (tmp_path / "made" / "rtl" / "yosys.json").rename(folder / "rtl" / "yosys.json")
+    report = build_report(folder)
+    assert report["inputs"]["ir"] == "rtl/ir" and report["inputs"]["yosys"] == "rtl/yosys.json"
+    assert report["verification"]["summary"] == "bit-exact where run; not run: csim, icarus, verilator"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("not_a_run", "not a pyflow run folder"),
+    ("missing", "no such folder"),
+    ("bad_board", "unknown board 'no-such-board'"),
+    ("corrupt_sim", "sim_icarus.json: invalid JSON"),
+    ("wrong_layers", "do not match the IR's layers"),
+    ("sim_field", "missing field 'interval_cycles'"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, case, message):
+    folder = tmp_path / "run"
+    argv = ["report", str(folder)]
+    if case == "not_a_run":
+        (folder / "rtl").mkdir(parents=True)
+    elif case != "missing":
+        make_run(folder)
+    if case == "bad_board":
+        argv += ["--board", "no-such-board"]
+    sim = folder / "rtl" / "sim_icarus.json"
+    if case == "corrupt_sim":
+        sim.write_text("{not json")
+    if case in ("wrong_layers", "sim_field"):
+        doc = json.loads(sim.read_text())
+        if case == "wrong_layers":
+            doc["layers"] = doc["layers"][1:]
+        else:
+            del doc["interval_cycles"]
+        write_json(sim, doc)
+    with pytest.raises(PyflowError, match=re.escape(message)):
+        build_report(folder, board="no-such-board" if case == "bad_board" else None)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyflow: error: ") and message in err and err.count("\n") == 1
+    assert not (folder / "report").exists()
+
+
+def test_cli_prints_summary(tmp_path, capsys):
+    make_run(tmp_path / "run")
+    assert main(["report", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact in every view" in out and "(modelled)" in out and "(measured, verilator)" in out
+    assert {p.name for p in (tmp_path / "run" / "report").iterdir()} == {
+        ".pyflow", "report.json", "report.md", "report.html"}
