@@ -34,14 +34,15 @@ from pyflow.report.resources import lane_budget
 CANDIDATE_RANGE = 16  # every PE/SIMD up to this is a candidate, plus all divisors of C_out/C_in
 CYCLE_MODEL = "modelled (pyflow.sim.cycles.modelled_cycles)"
 
-# The digits network of the demo (1×8×8 input): conv 1→16 k3p1, maxpool2, conv 16→32 k3p1, maxpool2,
-# linear 128→10. Matrix layers only; pools are not folded.
+# The digits network of the demo (digits-cnn of pyflow.models, 1×8×8 input): conv 1→16 k3p1, maxpool2,
+# conv 16→32 k3p1, maxpool2, linear 128→10, named as pyflow.compress.api.layer_shapes names them.
+# Matrix layers only; pools are not folded.
 DIGITS_LAYERS: tuple[dict[str, Any], ...] = (
     {"name": "conv0", "kind": "conv", "c_in": 1, "c_out": 16, "kernel": 3, "stride": 1, "padding": 1,
      "in_hw": (8, 8), "out_hw": (8, 8)},
-    {"name": "conv2", "kind": "conv", "c_in": 16, "c_out": 32, "kernel": 3, "stride": 1, "padding": 1,
+    {"name": "conv1", "kind": "conv", "c_in": 16, "c_out": 32, "kernel": 3, "stride": 1, "padding": 1,
      "in_hw": (4, 4), "out_hw": (4, 4)},
-    {"name": "linear5", "kind": "linear", "c_in": 128, "c_out": 10, "kernel": 1, "stride": 1, "padding": 0,
+    {"name": "fc0", "kind": "linear", "c_in": 128, "c_out": 10, "kernel": 1, "stride": 1, "padding": 0,
      "in_hw": (1, 1), "out_hw": (1, 1)},
 )
 

@@ -1,0 +1,131 @@
+"""Sparsity-aware folding: balance on the digits network, overrides, budget, asked vs reached, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyflow.boards import load_board
+from pyflow.errors import PyflowError
+from pyflow.folding import (
+    DIGITS_LAYERS,
+    check_folding,
+    compare_folding,
+    digits_comparison,
+    network_geometries,
+    plan_folding,
+    uniform_folding,
+)
+from pyflow.ir import random_network
+from pyflow.report.resources import lane_budget
+from pyflow.sim.cycles import modelled_cycles
+
+DIGITS_SPEC = "conv16k3p1 maxpool2 conv32k3p1 maxpool2 linear10"
+
+
+@pytest.fixture(scope="module")
+def pynq():
+    return load_board("pynq-z2")
+
+
+def test_digits_balance_sparsity_aware_vs_uniform(pynq):
+    aware, uniform, text = digits_comparison(pynq, keep=0.25)
+    assert aware.mean_balance >= 0.9
+    assert uniform.mean_balance < aware.mean_balance
+    assert aware.slowest_cycles < uniform.slowest_cycles
+    assert [(f.pe, f.simd) for f in uniform.layers] == [(8, 8)] * 3
+    assert aware.lanes <= aware.lane_budget == lane_budget(pynq)
+    assert f"{aware.mean_balance:.1%} sparsity-aware vs {uniform.mean_balance:.1%} uniform 8x8" in text
+    print(text)
+
+
+def test_digits_geometry_matches_the_ir(pynq):
+    network = random_network(DIGITS_SPEC, (1, 8, 8), pe=8, simd=8, keep=0.25)
+    geometries = network_geometries(network)
+    fields = ("kind", "c_in", "c_out", "kernel", "stride", "padding", "in_hw", "out_hw")
+    assert [tuple(getattr(g, f) for f in fields) for g in geometries] == \
+        [tuple(tuple(d[f]) if f.endswith("hw") else d[f] for f in fields) for d in DIGITS_LAYERS]
+
+
+def test_compress_layer_shapes_feed_the_planner(pynq):
+    from pyflow.compress.api import layer_shapes
+
+    shapes = layer_shapes("digits-cnn", "digits")
+    assert shapes == [{**d, "in_hw": list(d["in_hw"]), "out_hw": list(d["out_hw"])} for d in DIGITS_LAYERS]
+    plan = plan_folding(shapes, pynq, keep=0.25)
+    assert [f.name for f in plan.layers] == [s["name"] for s in shapes]
+    assert plan.mean_balance >= 0.9
+
+
+@pytest.mark.parametrize("overrides", [{"conv1": (8, 8)}, {"conv0": (4, 1), "fc0": (2, 4)}])
+def test_overrides_are_respected(pynq, overrides):
+    plan = plan_folding(DIGITS_LAYERS, pynq, keep=0.25, overrides=overrides)
+    folding = plan.folding()
+    for name, pair in overrides.items():
+        assert folding[name] == pair
+
+
+@pytest.mark.parametrize("max_lanes", [40, 64, 100, 300])
+def test_budget_is_respected(pynq, max_lanes):
+    plan = plan_folding(DIGITS_LAYERS, pynq, keep=0.25, max_lanes=max_lanes)
+    assert plan.lanes <= max_lanes
+    roomier = plan_folding(DIGITS_LAYERS, pynq, keep=0.25, max_lanes=max_lanes * 2)
+    assert roomier.slowest_cycles <= plan.slowest_cycles
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.25, 0.5, 1.0])
+def test_plan_never_slower_than_uniform_within_the_same_lanes(pynq, keep):
+    uniform = uniform_folding(DIGITS_LAYERS, pynq, keep)
+    plan = plan_folding(DIGITS_LAYERS, pynq, keep, max_lanes=uniform.lanes)
+    assert plan.lanes <= uniform.lanes
+    assert plan.slowest_cycles <= uniform.slowest_cycles
+
+
+def test_per_layer_keep(pynq):
+    keep = {"conv0": 1.0, "conv1": 0.25, "fc0": 0.5}
+    plan = plan_folding(DIGITS_LAYERS, pynq, keep)
+    assert [f.requested_keep for f in plan.layers] == [1.0, 0.25, 0.5]
+    for fold in plan.layers:
+        assert abs(fold.achieved_keep - fold.requested_keep) <= 0.5 / fold.tiles_total + 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_check_folding_on_an_exported_ir(pynq, seed):
+    plan = plan_folding(DIGITS_LAYERS, pynq, keep=0.25)
+    names = {g["name"]: f"{g['kind']}{i}" for i, g in zip((0, 2, 4), DIGITS_LAYERS, strict=True)}
+    folding = {names[name]: pair for name, pair in plan.folding().items()}
+    network = random_network(DIGITS_SPEC, (1, 8, 8), keep=0.25, seed=seed, folding=folding)
+    checked = check_folding(network, requested_keep=0.25)
+    assert [(f.pe, f.simd) for f in checked.layers] == list(plan.folding().values())
+    for fold, layer in zip(checked.layers, network.matrix_layers, strict=True):
+        assert fold.cycles == modelled_cycles(layer)
+        assert fold.tiles_kept == layer.n_kept and fold.requested_keep == 0.25
+    assert checked.slowest_cycles == max(modelled_cycles(layer) for layer in network.matrix_layers)
+    assert "checked" in checked.source
+
+
+def test_compare_text_names_both(pynq):
+    _, _, text = compare_folding(DIGITS_LAYERS, load_board("zcu104"), 0.5)
+    assert "sparsity-aware" in text and "uniform 16x16" in text and "modelled" in text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"keep": 0.0}, "keep must lie in (0, 1]"),
+    ({"keep": {"conv0": 0.5}}, "keep has no fraction for layer 'conv1'"),
+    ({"keep": 0.5, "overrides": {"nope": (1, 1)}}, "override names unknown layer 'nope'"),
+    ({"keep": 0.5, "overrides": {"conv0": (0, 1)}}, "expected (pe, simd) positive integers"),
+    ({"keep": 0.5, "overrides": {"conv1": (64, 64)}, "max_lanes": 100}, "the overrides alone use 4096 lanes"),
+    ({"keep": 0.5, "max_lanes": 2}, "needs at least 3 lanes, over the budget of 2"),
+])
+def test_bad_input(pynq, kwargs, message):
+    with pytest.raises(PyflowError, match=message.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")):
+        plan_folding(DIGITS_LAYERS, pynq, **kwargs)
+
+
+def test_bad_geometry(pynq):
+    bad = [{**DIGITS_LAYERS[0], "out_hw": (7, 7)}]
+    with pytest.raises(PyflowError, match=r"layer 'conv0': out_hw: .* \(expected \(8, 8\)\)"):
+        plan_folding(bad, pynq, 0.5)
+    with pytest.raises(PyflowError, match="missing field 'stride'"):
+        plan_folding([{k: v for k, v in DIGITS_LAYERS[0].items() if k != "stride"}], pynq, 0.5)
+    with pytest.raises(PyflowError, match="unknown board"):
+        load_board("no-such-board")
