@@ -357,8 +357,9 @@ def compare_folding(layers: Iterable[Mapping[str, Any] | LayerGeometry], board: 
     layers = geometries(layers)
     aware, uniform = plan_folding(layers, board, keep), uniform_folding(layers, board, keep)
     speedup = uniform.slowest_cycles / aware.slowest_cycles
+    asked = f"{keep:g}" if not isinstance(keep, Mapping) else "per layer"
     text = "\n".join([
-        f"folding on {board.name} at keep {keep}: pipeline balance {aware.mean_balance:.1%} sparsity-aware vs "
+        f"folding on {board.name} at keep {asked}: pipeline balance {aware.mean_balance:.1%} sparsity-aware vs "
         f"{uniform.mean_balance:.1%} uniform {board.default_folding.pe}x{board.default_folding.simd}; "
         f"slowest layer {aware.slowest_cycles} vs {uniform.slowest_cycles} cycles ({speedup:.2f}x throughput)",
         plan_table(aware), plan_table(uniform)])

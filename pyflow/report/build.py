@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pyflow.boards import Board, load_board
-from pyflow.folding import check_folding
+from pyflow.folding import FoldingPlan, check_folding, compare_folding, network_geometries
 from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network
 from pyflow.ir.packing import layer_codes, tile_mask
 from pyflow.report import resources
@@ -364,19 +364,28 @@ def tool_versions(inputs: RunInputs) -> dict[str, Any]:
             "installed (this machine)": {name: version_of(name) or "missing" for name in TOOLS}}
 
 
-def folding_check(inputs: RunInputs) -> dict[str, Any]:
+def _plan_json(plan: FoldingPlan) -> dict[str, Any]:
+    return {"source": plan.source, "cycle_basis": MODELLED, "cycle_model": plan.cycle_model,
+            "slowest_cycles": plan.slowest_cycles, "mean_balance": round(plan.mean_balance, 6), "lanes": plan.lanes,
+            "layers": [{"name": f.name, "pe": f.pe, "simd": f.simd, "cycles": f.cycles, "tiles_kept": f.tiles_kept,
+                        "tiles_total": f.tiles_total, "requested_keep": f.requested_keep,
+                        "achieved_keep": round(f.achieved_keep, 6), "balance": round(f.balance, 6)}
+                       for f in plan.layers]}
+
+
+def folding_check(inputs: RunInputs, board: Board) -> dict[str, Any]:
+    """The IR's folding with its actual kept tiles (asked vs reached), and what the sparsity-aware planner and
+    the board's uniform folding would give at the kept fractions the IR reached."""
     asked = {}
     for layer in inputs.network.matrix_layers:
         value = _requested_keep(inputs, inputs.network, layer.name)["value"]
         if value != NA:
             asked[layer.name] = value
-    plan = check_folding(inputs.network, asked or None)
-    return {"source": plan.source, "cycle_basis": MODELLED, "cycle_model": plan.cycle_model,
-            "slowest_cycles": plan.slowest_cycles, "mean_balance": round(plan.mean_balance, 6),
-            "layers": [{"name": f.name, "pe": f.pe, "simd": f.simd, "cycles": f.cycles, "tiles_kept": f.tiles_kept,
-                        "tiles_total": f.tiles_total, "requested_keep": f.requested_keep,
-                        "achieved_keep": round(f.achieved_keep, 6), "balance": round(f.balance, 6)}
-                       for f in plan.layers]}
+    out = _plan_json(check_folding(inputs.network, asked or None))
+    reached = {layer.name: max(layer.n_kept, 1) / layer.tiles_total for layer in inputs.network.matrix_layers}
+    aware, uniform, text = compare_folding(network_geometries(inputs.network), board, reached)
+    out["comparison"] = {"sparsity_aware": _plan_json(aware), "uniform": _plan_json(uniform), "text": text}
+    return out
 
 
 def heatmaps(network: Network) -> dict[str, Any]:
@@ -417,7 +426,7 @@ def build_from_inputs(inputs: RunInputs, board: str | None = None) -> dict[str, 
         "layers": entries,
         "resources": network_resources(inputs, board_obj, estimates),
         "verification": verification(inputs),
-        "folding": folding_check(inputs),
+        "folding": folding_check(inputs, board_obj),
         "tools": tool_versions(inputs),
         "heatmaps": heatmaps(network),
         "cycle_model": SRC_CYCLES if cycle_model() else "pyflow.sim.cycles not available: modelled cycles n/a",

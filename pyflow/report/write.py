@@ -175,6 +175,20 @@ def folding_table(report: dict[str, Any]) -> Table:
                  f"mean balance {100 * fold['mean_balance']:.1f} %")
 
 
+def comparison_table(report: dict[str, Any]) -> Table:
+    comparison = report["folding"]["comparison"]
+    rows = []
+    for label, plan in (("this IR (checked)", report["folding"]), ("sparsity-aware plan", comparison["sparsity_aware"]),
+                        ("uniform board default", comparison["uniform"])):
+        foldings = ", ".join(f"{f['name']} {f['pe']}x{f['simd']}" for f in plan["layers"])
+        rows.append((label, foldings, str(plan["lanes"]), str(plan["slowest_cycles"]),
+                     f"{100 * plan['mean_balance']:.1f} %"))
+    return Table("Folding: this IR vs sparsity-aware vs uniform, at the kept fractions reached",
+                 ("folding", "PE x SIMD per layer", "lanes", "slowest layer cycles (modelled)",
+                  "mean balance (modelled)"), tuple(rows), comparison["sparsity_aware"]["source"] + "; cycles "
+                 + comparison["sparsity_aware"]["cycle_model"])
+
+
 def tools_table(report: dict[str, Any]) -> Table:
     rows = [(name, version, "used") for name, version in report["tools"]["used (from the artifacts)"].items()]
     rows += [(name, version, "installed") for name, version in report["tools"]["installed (this machine)"].items()]
@@ -184,7 +198,7 @@ def tools_table(report: dict[str, Any]) -> Table:
 def tables(report: dict[str, Any]) -> list[Table]:
     return [summary_table(report), verification_table(report), tiles_table(report), cycles_table(report),
             utilization_table(report), memory_table(report), resources_table(report), folding_table(report),
-            tools_table(report)]
+            comparison_table(report), tools_table(report)]
 
 
 # --- Markdown -------------------------------------------------------------------------------------------
