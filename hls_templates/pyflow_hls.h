@@ -66,10 +66,8 @@ struct adder_tree<1> {
 template <int ACC_BITS, int IN_BITS>
 ap_int<ACC_BITS> ternary_term(ap_uint<2> code, ap_uint<IN_BITS> x) {
 #pragma HLS INLINE
-    ap_int<ACC_BITS> value = x;
-    if (code == 1) return value;
-    if (code == 3) return -value;
-    return 0;
+    const ap_int<IN_BITS + 1> value = x;
+    return code == 1 ? value : (code == 3 ? ap_int<IN_BITS + 1>(-value) : ap_int<IN_BITS + 1>(0));
 }
 
 // The packed word of kept tile t, as its WORD_CHUNKS 64-bit ROM chunks (chunk k holds bits 64k..64k+63).
@@ -85,7 +83,7 @@ void tile_word(unsigned t, ap_uint<64> word[CFG::WORD_CHUNKS]) {
 // The 2-bit code of lane i (= p*SIMD + j): bits 2i, 2i+1 of the word, never straddling two chunks.
 inline ap_uint<2> lane_code(const ap_uint<64> word[], unsigned lane) {
 #pragma HLS INLINE
-    return word[lane / 32].range(2 * (lane % 32) + 1, 2 * (lane % 32));
+    return ap_uint<2>(word[lane / 32] >> (2 * (lane % 32)));
 }
 
 // One SIMD-wide input word for column fold f at output pixel (oy, ox): zero in the padding and in the
