@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "pyflow.boards",
     "pyflow.report.cli",
     "pyflow.sim.csim",
+    "pyflow.sim.rtl",
 )
 
 

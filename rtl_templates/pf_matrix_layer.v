@@ -1,0 +1,294 @@
+`timescale 1ns / 1ps
+// Layer engine of a conv / linear layer. For each output pixel and each output fold it walks only the
+// kept tiles of that fold in the CSR tile index (row_ptr, then the tiles' column folds, which the
+// generator stores decoded as (k_y, k_x, channel chunk) so no divider is needed), reads one SIMD-wide
+// input word per kept tile (zero in the padding), and the PE lanes add or subtract it under the tile's
+// 2-bit codes. An empty fold costs one bubble cycle (its accumulators must still be cleared). After a
+// fold's last tile its accumulators go to the requantizer and the output buffer while the walker is
+// already on the next fold, so a layer takes out_pixels * sum_folds max(kept_f, 1) + FILL cycles,
+// FILL = 6 + PE_LAT (see pyflow.sim.cycles). The pipeline never stalls: a layer starts an image only
+// when its input bank is full and its output bank is free.
+//
+// Pipeline: walk -> S1 ROM read -> S2 input address -> S3 input word -> PE lanes (PE_LAT) -> acc ->
+//           requant (2) -> write.
+module pf_matrix_layer #(
+    parameter C_IN_PAD = 8,
+    parameter H_IN = 8,
+    parameter W_IN = 8,
+    parameter H_OUT = 8,
+    parameter W_OUT = 8,
+    parameter STRIDE = 1,
+    parameter PAD = 1,
+    parameter PE = 4,
+    parameter SIMD = 4,
+    parameter IN_BITS = 8,
+    parameter OUT_BITS = 8,
+    parameter ACC_BITS = 16,
+    parameter SUM_W = 12,    // adder-tree width: min(IN_BITS + 1 + clog2(SIMD), ACC_BITS)
+    parameter PE_LAT = 2,    // latency of pf_pe_lanes for this SIMD
+    parameter M_BITS = 16,
+    parameter RQ_W = 34,
+    parameter SHIFT = 0,
+    parameter IS_OUTPUT = 0,
+    parameter OUT_FOLDS = 1,
+    parameter PW = 1,        // clog2(OUT_FOLDS + 1): fold counter width
+    parameter OUT_CHANNELS = 4,
+    parameter OUT_STRIDE = 4,  // elements between two output pixels in the next buffer
+    parameter ROM_DEPTH = 1,   // kept tiles + 1 (a zero sentinel the walker may point at)
+    parameter TW = 1,          // clog2(ROM_DEPTH)
+    parameter IN_AW = 6,
+    parameter OUT_AW = 6,
+    parameter MEM_DIR = "",
+    parameter W_FILE = "w.mem",
+    parameter IDX_FILE = "idx.mem",
+    parameter PTR_FILE = "ptr.mem",
+    parameter RQ_FILE = "rq.mem"
+) (
+    input  wire                       clk,
+    input  wire                       rst,
+    // input feature buffer (consumer side)
+    input  wire                       in_full,
+    output wire [IN_AW-1:0]           rd_base,
+    input  wire [SIMD*IN_BITS-1:0]    rd_data,
+    output wire                       in_done,
+    // output feature buffer (producer side)
+    input  wire                       out_free,
+    output wire                       wr_en,
+    output wire [OUT_AW-1:0]          wr_base,
+    output wire [PE-1:0]              wr_mask,
+    output wire [PE*OUT_BITS-1:0]     wr_data,
+    output wire                       out_done,
+    // counters of the last image: active cycles and cycles a kept tile was consumed
+    output reg  [31:0]                cycles,
+    output reg  [31:0]                busy
+);
+    localparam WB = 2 * PE * SIMD;
+    localparam RQB = M_BITS + RQ_W;
+
+    reg [WB-1:0]      w_rom   [0:ROM_DEPTH-1];
+    reg [47:0]        idx_rom [0:ROM_DEPTH-1];  // {chunk, k_x, k_y}, 16 bits each
+    reg [TW-1:0]      ptr_rom [0:OUT_FOLDS];
+    reg [PE*RQB-1:0]  rq_rom  [0:OUT_FOLDS];    // lane p: {b (RQ_W), m (M_BITS)} at bits p*RQB
+    initial begin
+        $readmemh({MEM_DIR, W_FILE}, w_rom);
+        $readmemh({MEM_DIR, IDX_FILE}, idx_rom);
+        $readmemh({MEM_DIR, PTR_FILE}, ptr_rom);
+        $readmemh({MEM_DIR, RQ_FILE}, rq_rom);
+    end
+
+    // ---------------------------------------------------------------- walker
+    reg running, issuing, fold_first;
+    reg [TW-1:0] t;
+    reg [PW-1:0] fold;
+    reg [15:0] oy, ox;
+    reg [31:0] pix;
+    reg [31:0] count, tiles;
+
+    localparam [PW-1:0] LAST_FOLD = OUT_FOLDS - 1;
+    localparam [15:0] LAST_Y = H_OUT - 1;
+    localparam [15:0] LAST_X = W_OUT - 1;
+
+    wire [PW-1:0] fold_next = fold + {{(PW-1){1'b0}}, 1'b1};
+    wire [TW-1:0] t_end = ptr_rom[fold_next];
+    wire [TW-1:0] t_next = t + {{(TW-1){1'b0}}, 1'b1};
+    wire real_tile = (t != t_end);
+    wire last_tile = !real_tile || (t_next == t_end);
+    wire last_fold = (fold == LAST_FOLD);
+    wire last_pixel = (oy == LAST_Y) && (ox == LAST_X);
+    wire image_last = last_tile && last_fold && last_pixel;
+    wire start = !running && in_full && out_free;
+    wire finish;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            running <= 1'b0;
+            issuing <= 1'b0;
+            cycles <= 32'd0;
+            busy <= 32'd0;
+        end else if (start) begin
+            running <= 1'b1;
+            issuing <= 1'b1;
+            count <= 32'd0;
+            tiles <= 32'd0;
+        end else if (running) begin
+            count <= count + 32'd1;
+            if (issuing && real_tile) tiles <= tiles + 32'd1;
+            if (issuing && image_last) issuing <= 1'b0;
+            if (finish) begin
+                running <= 1'b0;
+                cycles <= count + 32'd1;
+                busy <= tiles;
+            end
+        end
+    end
+
+    always @(posedge clk) begin
+        if (start) begin
+            t <= {TW{1'b0}};
+            fold <= {PW{1'b0}};
+            oy <= 16'd0;
+            ox <= 16'd0;
+            pix <= 32'd0;
+            fold_first <= 1'b1;
+        end else if (issuing) begin
+            fold_first <= last_tile;
+            if (!last_tile) begin
+                t <= t_next;
+            end else if (!last_fold) begin
+                t <= t_end;
+                fold <= fold_next;
+            end else begin
+                t <= {TW{1'b0}};
+                fold <= {PW{1'b0}};
+                pix <= pix + 32'd1;
+                if (ox == LAST_X) begin
+                    ox <= 16'd0;
+                    oy <= oy + 16'd1;
+                end else begin
+                    ox <= ox + 16'd1;
+                end
+            end
+        end
+    end
+
+    // ---------------------------------------------------------------- S1: ROM read
+    reg v1, real1, first1, last1, end1;
+    reg [PW-1:0] fold1;
+    reg [15:0] oy1, ox1;
+    reg [31:0] pix1;
+    reg [WB-1:0] w1;
+    reg [47:0] idx1;
+    always @(posedge clk) begin
+        v1 <= issuing && !rst;
+        real1 <= real_tile;
+        first1 <= fold_first;
+        last1 <= last_tile;
+        end1 <= image_last;
+        fold1 <= fold;
+        oy1 <= oy;
+        ox1 <= ox;
+        pix1 <= pix;
+        w1 <= w_rom[t];
+        idx1 <= idx_rom[t];
+    end
+
+    // ---------------------------------------------------------------- S2: input address, padding test
+    wire [31:0] iyp = {16'd0, oy1} * STRIDE + {16'd0, idx1[15:0]};
+    wire [31:0] ixp = {16'd0, ox1} * STRIDE + {16'd0, idx1[31:16]};
+    wire in_range = (iyp + 32'd1 > PAD) && (iyp < H_IN + PAD) && (ixp + 32'd1 > PAD) && (ixp < W_IN + PAD);
+    wire [31:0] in_addr = ((iyp - PAD) * W_IN + (ixp - PAD)) * C_IN_PAD + {16'd0, idx1[47:32]} * SIMD;
+    reg v2, use2, first2, last2, end2;
+    reg [PW-1:0] fold2;
+    reg [31:0] pix2;
+    reg [WB-1:0] w2;
+    reg [IN_AW-1:0] addr2;
+    always @(posedge clk) begin
+        v2 <= v1 && !rst;
+        use2 <= real1 && in_range;
+        first2 <= first1;
+        last2 <= last1;
+        end2 <= end1;
+        fold2 <= fold1;
+        pix2 <= pix1;
+        w2 <= real1 ? w1 : {WB{1'b0}};
+        addr2 <= in_addr[IN_AW-1:0];
+    end
+    assign rd_base = addr2;
+
+    // ---------------------------------------------------------------- S3: input word
+    localparam TAG = 3 + PW + 32;  // {valid, first, last/end, fold, pix} travel beside the PE lanes
+    reg [SIMD*IN_BITS-1:0] x3;
+    reg [WB-1:0] w3;
+    reg [TAG:0] tag3;
+    always @(posedge clk) begin
+        x3 <= use2 ? rd_data : {SIMD*IN_BITS{1'b0}};
+        w3 <= w2;
+        tag3 <= {v2 && !rst, first2, last2, end2, fold2, pix2};
+    end
+
+    // ---------------------------------------------------------------- PE lanes
+    wire [PE*SUM_W-1:0] sums;
+    pf_pe_lanes #(.PE(PE), .SIMD(SIMD), .IN_BITS(IN_BITS), .SUM_W(SUM_W)) u_pe (
+        .clk(clk), .x(x3), .w(w3), .sums(sums));
+
+    reg [TAG:0] tag_pipe [0:PE_LAT-1];
+    integer s;
+    always @(posedge clk) begin
+        tag_pipe[0] <= tag3;
+        for (s = 1; s < PE_LAT; s = s + 1) tag_pipe[s] <= tag_pipe[s-1];
+    end
+    wire [TAG:0] tag_pe = tag_pipe[PE_LAT-1];
+    wire pe_valid = tag_pe[TAG];
+    wire pe_first = tag_pe[TAG-1];
+    wire pe_last = tag_pe[TAG-2];
+
+    // ---------------------------------------------------------------- accumulate
+    reg [PE*ACC_BITS-1:0] acc;
+    reg acc_valid, acc_end;
+    reg [PW-1:0] acc_fold;
+    reg [31:0] acc_pix;
+    genvar p;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_acc
+            wire [SUM_W-1:0] part = sums[p*SUM_W +: SUM_W];
+            wire [ACC_BITS-1:0] part_ext;
+            if (ACC_BITS > SUM_W) begin : g_ext
+                assign part_ext = {{(ACC_BITS-SUM_W){part[SUM_W-1]}}, part};
+            end else begin : g_same
+                assign part_ext = part;
+            end
+            always @(posedge clk)
+                if (pe_valid)
+                    acc[p*ACC_BITS +: ACC_BITS] <= pe_first ? part_ext : acc[p*ACC_BITS +: ACC_BITS] + part_ext;
+        end
+    endgenerate
+    always @(posedge clk) begin
+        acc_valid <= pe_valid && pe_last && !rst;
+        acc_end <= tag_pe[TAG-3];
+        acc_fold <= tag_pe[32 +: PW];
+        acc_pix <= tag_pe[31:0];
+    end
+
+    // ---------------------------------------------------------------- requantize, then write
+    wire [PE*RQB-1:0] rq_word = rq_rom[acc_fold];
+    wire [PE*M_BITS-1:0] rq_m;
+    wire [PE*RQ_W-1:0] rq_b;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_rq
+            assign rq_m[p*M_BITS +: M_BITS] = rq_word[p*RQB +: M_BITS];
+            assign rq_b[p*RQ_W +: RQ_W] = rq_word[p*RQB + M_BITS +: RQ_W];
+        end
+    endgenerate
+    pf_requant #(.LANES(PE), .ACC_BITS(ACC_BITS), .M_BITS(M_BITS), .RQ_W(RQ_W), .SHIFT(SHIFT),
+                 .OUT_BITS(OUT_BITS), .IS_OUTPUT(IS_OUTPUT)) u_rq (
+        .clk(clk), .acc(acc), .m(rq_m), .b(rq_b), .y(wr_data));
+
+    reg rq_valid1, rq_valid2, rq_end1, rq_end2;
+    reg [PW-1:0] rq_fold1, rq_fold2;
+    reg [31:0] rq_pix1, rq_pix2;
+    always @(posedge clk) begin
+        rq_valid1 <= acc_valid && !rst;
+        rq_valid2 <= rq_valid1 && !rst;
+        rq_end1 <= acc_end;
+        rq_end2 <= rq_end1;
+        rq_fold1 <= acc_fold;
+        rq_fold2 <= rq_fold1;
+        rq_pix1 <= acc_pix;
+        rq_pix2 <= rq_pix1;
+    end
+
+    wire [31:0] channel0 = {{(32-PW){1'b0}}, rq_fold2} * PE;
+    wire [31:0] out_addr = rq_pix2 * OUT_STRIDE + channel0;
+    assign wr_en = rq_valid2;
+    assign wr_base = out_addr[OUT_AW-1:0];
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_mask
+            assign wr_mask[p] = (channel0 + p) < OUT_CHANNELS;
+        end
+    endgenerate
+    assign finish = rq_valid2 && rq_end2;
+    assign in_done = finish;
+    assign out_done = finish;
+
+    wire unused_ok = &{1'b0, in_addr[31:IN_AW], out_addr[31:OUT_AW], tag_pe[TAG-3], 1'b0};
+endmodule

@@ -1,0 +1,184 @@
+`timescale 1ns / 1ps
+// Pooling engine: for each output pixel it reads the KERNEL x KERNEL window one input pixel (all C
+// channels) per cycle and keeps a running max (IS_MAX = 1) or sum; an average-pool sum is then
+// requantized with the scalar m, b, SHIFT (pf_requant). Cycles per image: out_pixels * KERNEL^2 + 5.
+// Pipeline: walk -> S1 address -> S2 input pixel -> window max/sum -> requant or delay (2) -> write.
+module pf_pool_layer #(
+    parameter C = 4,
+    parameter W_IN = 8,
+    parameter H_OUT = 4,
+    parameter W_OUT = 4,
+    parameter KERNEL = 2,
+    parameter STRIDE = 2,
+    parameter BITS = 8,
+    parameter IS_MAX = 1,
+    parameter SUM_BITS = 10,
+    parameter M_BITS = 16,
+    parameter RQ_W = 28,
+    parameter signed [M_BITS-1:0] M = 1,
+    parameter signed [RQ_W-1:0] B = 0,
+    parameter SHIFT = 0,
+    parameter OUT_STRIDE = 4,
+    parameter IN_AW = 8,
+    parameter OUT_AW = 6
+) (
+    input  wire                 clk,
+    input  wire                 rst,
+    input  wire                 in_full,
+    output wire [IN_AW-1:0]     rd_base,
+    input  wire [C*BITS-1:0]    rd_data,
+    output wire                 in_done,
+    input  wire                 out_free,
+    output wire                 wr_en,
+    output wire [OUT_AW-1:0]    wr_base,
+    output wire [C-1:0]         wr_mask,
+    output wire [C*BITS-1:0]    wr_data,
+    output wire                 out_done,
+    output reg  [31:0]          cycles,
+    output wire [31:0]          busy
+);
+    localparam [15:0] LAST_K = KERNEL - 1;
+    localparam [15:0] LAST_Y = H_OUT - 1;
+    localparam [15:0] LAST_X = W_OUT - 1;
+
+    reg running, issuing;
+    reg [15:0] oy, ox, ky, kx;
+    reg [31:0] pix, count;
+    wire window_last = (ky == LAST_K) && (kx == LAST_K);
+    wire image_last = window_last && (oy == LAST_Y) && (ox == LAST_X);
+    wire start = !running && in_full && out_free;
+    wire finish;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            running <= 1'b0;
+            issuing <= 1'b0;
+            cycles <= 32'd0;
+        end else if (start) begin
+            running <= 1'b1;
+            issuing <= 1'b1;
+            count <= 32'd0;
+        end else if (running) begin
+            count <= count + 32'd1;
+            if (issuing && image_last) issuing <= 1'b0;
+            if (finish) begin
+                running <= 1'b0;
+                cycles <= count + 32'd1;
+            end
+        end
+    end
+    assign busy = 32'd0;
+
+    always @(posedge clk) begin
+        if (start) begin
+            {oy, ox, ky, kx} <= 64'd0;
+            pix <= 32'd0;
+        end else if (issuing) begin
+            if (kx != LAST_K) begin
+                kx <= kx + 16'd1;
+            end else begin
+                kx <= 16'd0;
+                if (ky != LAST_K) begin
+                    ky <= ky + 16'd1;
+                end else begin
+                    ky <= 16'd0;
+                    pix <= pix + 32'd1;
+                    if (ox == LAST_X) begin
+                        ox <= 16'd0;
+                        oy <= oy + 16'd1;
+                    end else begin
+                        ox <= ox + 16'd1;
+                    end
+                end
+            end
+        end
+    end
+
+    // S1: input address
+    wire [31:0] iy = {16'd0, oy} * STRIDE + {16'd0, ky};
+    wire [31:0] ix = {16'd0, ox} * STRIDE + {16'd0, kx};
+    wire [31:0] in_addr = (iy * W_IN + ix) * C;
+    reg v1, first1, last1, end1;
+    reg [31:0] pix1;
+    reg [IN_AW-1:0] addr1;
+    always @(posedge clk) begin
+        v1 <= issuing && !rst;
+        first1 <= (ky == 16'd0) && (kx == 16'd0);
+        last1 <= window_last;
+        end1 <= image_last;
+        pix1 <= pix;
+        addr1 <= in_addr[IN_AW-1:0];
+    end
+    assign rd_base = addr1;
+
+    // S2: input pixel
+    reg v2, first2, last2, end2;
+    reg [31:0] pix2;
+    reg [C*BITS-1:0] x2;
+    always @(posedge clk) begin
+        v2 <= v1 && !rst;
+        first2 <= first1;
+        last2 <= last1;
+        end2 <= end1;
+        pix2 <= pix1;
+        x2 <= rd_data;
+    end
+
+    // window max / sum, then requantize (avg) or delay (max) by the same 2 cycles
+    reg a_valid, a_end, q_valid1, q_valid2, q_end1, q_end2;
+    reg [31:0] a_pix, q_pix1, q_pix2;
+    always @(posedge clk) begin
+        a_valid <= v2 && last2 && !rst;
+        a_end <= end2;
+        a_pix <= pix2;
+        q_valid1 <= a_valid && !rst;
+        q_valid2 <= q_valid1 && !rst;
+        q_end1 <= a_end;
+        q_end2 <= q_end1;
+        q_pix1 <= a_pix;
+        q_pix2 <= q_pix1;
+    end
+
+    genvar c;
+    generate
+        if (IS_MAX != 0) begin : g_max
+            reg [C*BITS-1:0] best, d1, d2;
+            for (c = 0; c < C; c = c + 1) begin : g_lane
+                wire [BITS-1:0] x = x2[c*BITS +: BITS];
+                wire [BITS-1:0] y = best[c*BITS +: BITS];
+                always @(posedge clk)
+                    if (v2) best[c*BITS +: BITS] <= (first2 || x > y) ? x : y;
+            end
+            always @(posedge clk) begin
+                d1 <= best;
+                d2 <= d1;
+            end
+            assign wr_data = d2;
+        end else begin : g_avg
+            reg [C*(SUM_BITS+1)-1:0] sum;
+            wire [C*M_BITS-1:0] ms;
+            wire [C*RQ_W-1:0] bs;
+            for (c = 0; c < C; c = c + 1) begin : g_lane
+                wire [SUM_BITS:0] x = {{(SUM_BITS+1-BITS){1'b0}}, x2[c*BITS +: BITS]};
+                wire [SUM_BITS:0] y = sum[c*(SUM_BITS+1) +: SUM_BITS+1];
+                always @(posedge clk)
+                    if (v2) sum[c*(SUM_BITS+1) +: SUM_BITS+1] <= first2 ? x : x + y;
+                assign ms[c*M_BITS +: M_BITS] = M;
+                assign bs[c*RQ_W +: RQ_W] = B;
+            end
+            pf_requant #(.LANES(C), .ACC_BITS(SUM_BITS+1), .M_BITS(M_BITS), .RQ_W(RQ_W), .SHIFT(SHIFT),
+                         .OUT_BITS(BITS), .IS_OUTPUT(0)) u_rq (
+                .clk(clk), .acc(sum), .m(ms), .b(bs), .y(wr_data));
+        end
+    endgenerate
+
+    wire [31:0] out_addr = q_pix2 * OUT_STRIDE;
+    assign wr_en = q_valid2;
+    assign wr_base = out_addr[OUT_AW-1:0];
+    assign wr_mask = {C{1'b1}};
+    assign finish = q_valid2 && q_end2;
+    assign in_done = finish;
+    assign out_done = finish;
+
+    wire unused_ok = &{1'b0, in_addr[31:IN_AW], out_addr[31:OUT_AW], 1'b0};
+endmodule

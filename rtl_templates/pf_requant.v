@@ -1,0 +1,49 @@
+`timescale 1ns / 1ps
+// Requantizer, LANES in parallel, 2 cycles: y = clamp((acc*m + b) >>> SHIFT, 0, 2^OUT_BITS - 1), or
+// for the output layer (IS_OUTPUT = 1) y = acc*m + b as OUT_BITS-bit two's complement. The acc*m
+// multiply lives here, outside the PE array (one per lane, once per output fold).
+module pf_requant #(
+    parameter LANES = 1,
+    parameter ACC_BITS = 16,  // signed accumulator
+    parameter M_BITS = 16,    // signed multiplier
+    parameter RQ_W = 34,      // signed width holding acc*m + b
+    parameter SHIFT = 0,
+    parameter OUT_BITS = 8,
+    parameter IS_OUTPUT = 0
+) (
+    input  wire                      clk,
+    input  wire [LANES*ACC_BITS-1:0] acc,
+    input  wire [LANES*M_BITS-1:0]   m,
+    input  wire [LANES*RQ_W-1:0]     b,
+    output wire [LANES*OUT_BITS-1:0] y
+);
+    localparam [RQ_W-1:0] TOP = {{(RQ_W-OUT_BITS){1'b0}}, {OUT_BITS{1'b1}}};
+
+    genvar l;
+    generate
+        for (l = 0; l < LANES; l = l + 1) begin : g_lane
+            wire signed [ACC_BITS-1:0] a = acc[l*ACC_BITS +: ACC_BITS];
+            wire signed [M_BITS-1:0] mm = m[l*M_BITS +: M_BITS];
+            wire signed [RQ_W-1:0] a_ext = {{(RQ_W-ACC_BITS){a[ACC_BITS-1]}}, a};
+            wire signed [RQ_W-1:0] m_ext = {{(RQ_W-M_BITS){mm[M_BITS-1]}}, mm};
+            reg signed [RQ_W-1:0] product;
+            reg signed [RQ_W-1:0] bias;
+            reg [OUT_BITS-1:0] result;
+            wire signed [RQ_W-1:0] total = product + bias;
+            always @(posedge clk) begin
+                product <= a_ext * m_ext;
+                bias <= b[l*RQ_W +: RQ_W];
+            end
+            if (IS_OUTPUT != 0) begin : g_logit
+                always @(posedge clk) result <= total[OUT_BITS-1:0];
+                wire unused_high = &{1'b0, total[RQ_W-1:OUT_BITS], 1'b0};
+            end else begin : g_clamp
+                wire signed [RQ_W-1:0] shifted = total >>> SHIFT;
+                always @(posedge clk)
+                    result <= shifted[RQ_W-1] ? {OUT_BITS{1'b0}} :
+                              (shifted > $signed(TOP)) ? {OUT_BITS{1'b1}} : shifted[OUT_BITS-1:0];
+            end
+            assign y[l*OUT_BITS +: OUT_BITS] = result;
+        end
+    endgenerate
+endmodule
