@@ -74,6 +74,17 @@ def test_csim_matches_golden(index: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.csim
+@pytest.mark.parametrize(("spec", "shape", "outputs"), [
+    ("conv4k3s2p0", (3, 7, 7), 4 * 3 * 3),  # a conv gives the logits: every pixel is compared
+    pytest.param("linear5", (6, 1, 1), 5, marks=pytest.mark.slow),  # one layer: no feature buffer at all
+])
+def test_csim_single_layer_networks(spec: str, shape: tuple, outputs: int, tmp_path: Path) -> None:
+    network = random_network(spec, shape, pe=2, simd=4, keep=1.0, seed=2)
+    report = csim.run_csim(hls.generate(network, BOARD, tmp_path / "prj"), vectors=3)
+    assert report["bit_exact"] and report["outputs_compared"] == 3 * outputs
+
+
+@pytest.mark.csim
 def test_testbench_fails_on_one_wrong_golden_value(built: tuple[Path, Path], tmp_path: Path) -> None:
     project, binary = built
     inputs, golden_file = hls.write_vectors(hls.load_ir(project), tmp_path, 3, seed=5)
