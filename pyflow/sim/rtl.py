@@ -160,7 +160,7 @@ def run_bench(project: Path, simulator: str, vectors: int, seed: int = 0, waves:
         sys.path.insert(0, str(bench_dir()))
     log = run_dir / "sim.log"
     log.unlink(missing_ok=True)
-    with _environment(env), _quiet(log):
+    with _environment(env), _quiet(log), contextlib.suppress(SystemExit):  # a failing bench exits under pytest
         get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=BENCH_MODULE,
                                    build_dir=build_dir, test_dir=run_dir, extra_env=env, waves=waves,
                                    results_xml=str((run_dir / "results.xml").resolve()), log_file=log)
