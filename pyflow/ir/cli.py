@@ -16,7 +16,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="IR folder to write")
     parser.set_defaults(func=_random)
-    register_demo(commands)
 
 
 def _random(args: argparse.Namespace) -> int:
@@ -37,27 +36,3 @@ def _random(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(network.layers)} layers, {kept}/{total} tiles kept")
     return 0
 
-
-def register_demo(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("demo", help="the golden integer model on a random digits-sized network")
-    parser.set_defaults(func=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import time
-
-    import numpy as np
-
-    from pyflow import golden
-    from pyflow.ir import random_network
-
-    network = random_network("conv16k3p1 maxpool2 conv32k3p1 maxpool2 linear10", (1, 8, 8), pe=8, simd=8, keep=0.25)
-    images = np.random.default_rng(0).integers(0, 256, size=(1000, 1, 8, 8), dtype=np.uint8)
-    start = time.perf_counter()
-    predictions = golden.predict(network, images)
-    seconds = time.perf_counter() - start
-    for layer in network.matrix_layers:
-        print(f"  {layer.name:8s} PE={layer.pe} SIMD={layer.simd} tiles kept {layer.n_kept}/{layer.tiles_total}")
-    print(f"golden model: {len(images)} images in {seconds:.3f} s ({len(images) / seconds:.0f} images/s); "
-          f"class histogram {np.bincount(predictions, minlength=10).tolist()}")
-    return 0
