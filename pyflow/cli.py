@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "pyflow.ir.cli",
     "pyflow.codegen.cli",
     "pyflow.boards",
+    "pyflow.flow",
     "pyflow.report.cli",
     "pyflow.sim.csim",
     "pyflow.sim.rtl",
