@@ -48,3 +48,14 @@ def test_library_lane_order_terms_and_adder_tree(tmp_path: Path) -> None:
     assert words_to_codes(codes_to_words(codes), LANES).tolist() == codes.tolist()
     assert lines[1].split() == ["200", "-200", "0"]
     assert int(lines[2]) == sum((i - 3) * 1000 + 17 for i in range(7))
+
+
+@pytest.mark.csim
+def test_warnings_are_silenced_for_the_ap_types_header_only(tmp_path: Path) -> None:
+    # pyflow_hls.h mutes -Wuninitialized around <ap_int.h> (the header reads its own fresh storage);
+    # our own code must still fail the build on the same warning.
+    (tmp_path / "bad.cpp").write_text('#include "pyflow_hls.h"\n'
+                                      "int f(volatile int *p) { int v; if (*p) v = *p; return v * 3; }\n")
+    result = subprocess.run(["g++", *CXXFLAGS, "-I", str(TEMPLATE_DIR), "-isystem", str(ap_types_dir()), "-c",
+                             "bad.cpp", "-o", "bad.o"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0 and "bad.cpp:2" in result.stderr and "uninitialized" in result.stderr
