@@ -78,7 +78,10 @@ def load_flow(path: str | Path) -> FlowConfig:
     _check_compress(config, where)
     from pyflow.boards import load_board
 
-    load_board(config.board)  # an unknown board fails now, not after training
+    try:
+        load_board(config.board)  # an unknown board fails now, not after training
+    except PyflowError as exc:
+        raise PyflowError(f"{where}: board: {exc}") from None
     return config
 
 
