@@ -15,6 +15,7 @@ from pyflow.errors import PyflowError
 COMMAND_MODULES = (
     "pyflow.tools",
     "pyflow.ir.cli",
+    "pyflow.compress.cli",
     "pyflow.codegen.cli",
     "pyflow.boards",
     "pyflow.flow",

@@ -48,6 +48,8 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
     weights = [p for n, p in model.named_parameters() if not n.endswith("delta")]
     opt_w = torch.optim.Adam(weights, lr=lr)
     opt_t = torch.optim.SGD(thresholds, lr=threshold_lr) if thresholds and threshold_lr > 0 else None
+    steps = max(1, epochs * -(-len(data.train_x) // batch_size))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, steps, eta_min=lr * 0.02)
     generator = np.random.default_rng(seed)
     labels = torch.from_numpy(data.train_y)
     acc = accuracy(model, data.test_x, data.test_y) if epochs == 0 else 0.0
@@ -65,6 +67,7 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
                 opt_t.zero_grad()
             loss.backward()
             opt_w.step()
+            schedule.step()
             if opt_t:
                 for p in thresholds:
                     if p.grad is not None:
@@ -73,7 +76,7 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
                 for layer in model.modules():
                     if isinstance(layer, TernaryMatrix):
                         layer.clamp_threshold()
-            total, count = total + float(loss) * len(index), count + len(index)
+            total, count = total + float(loss.detach()) * len(index), count + len(index)
         acc = accuracy(model, data.test_x, data.test_y)
         print(f"[{phase}] epoch {epoch + 1}/{epochs} loss {total / count:.4f} accuracy {acc:.4f} "
               f"kept tiles {kept_tiles(model)}", file=sys.stderr, flush=True)
@@ -112,12 +115,16 @@ def tiles_to_keep(total: int, fraction: float) -> int:
 
 
 def freeze_masks(model: ChainNet, requested: dict[str, float]) -> None:
-    """Keep, per layer, the requested number of tiles: non-zero ternary tiles first, then by latent norm."""
+    """Keep, per layer, the requested number of tiles, ranked by RMS latent weight (non-zero ternary tiles
+    first); every output fold keeps its best tile, so no output channel (no class) is cut off entirely."""
     with torch.no_grad():
         for layer in model.matrices():
             keep = tiles_to_keep(layer.tiles_total, requested[layer.geom.name])
-            score = layer.tile_norms() + layer.nonzero_tiles().float() * 1e6
-            score = torch.where(layer.tile_mask.flatten(), score, torch.full_like(score, -1.0))
+            score = layer.tile_norms() / layer.tile_size.clamp_min(1).sqrt() + layer.nonzero_tiles().float() * 1e6
+            score = torch.where(layer.tile_mask.flatten(), score, torch.full_like(score, -1.0)).reshape(layer.grid)
+            if keep >= layer.grid[0]:  # the best tile of each fold outranks everything else
+                best = score.argmax(dim=1)
+                score[torch.arange(layer.grid[0]), best] += 1e12
             mask = torch.zeros(layer.tiles_total, dtype=torch.bool)
-            mask[torch.argsort(score, descending=True, stable=True)[:keep]] = True
+            mask[torch.argsort(score.flatten(), descending=True, stable=True)[:keep]] = True
             layer.tile_mask.copy_(mask.reshape(layer.grid))
