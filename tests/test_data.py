@@ -1,0 +1,99 @@
+"""Datasets: digits (seeded split), CIFAR-10 python batches (restricted unpickler), npz — on tiny made-up files."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from pyflow.data import load_data
+from pyflow.errors import PyflowError
+
+
+def test_digits_uint8_nchw_and_fixed_split():
+    data = load_data("digits")
+    assert data.train_x.dtype == np.uint8 and data.train_x.shape[1:] == (1, 8, 8)
+    assert len(data.train_x) + len(data.test_x) == 1797 and len(data.test_x) == 449
+    assert data.train_x.max() == 255 and data.num_classes == 10
+    again = load_data("digits")
+    assert (again.test_x == data.test_x).all() and (again.test_y == data.test_y).all()
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    pixels = set(np.unique(np.round(raw.images * 255 / 16)).astype(int))
+    assert set(np.unique(data.train_x).tolist()) <= pixels
+
+
+def _cifar(folder, count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=count).tolist()
+        (folder / name).write_bytes(pickle.dumps({b"batch_label": b"x", b"data": data, b"labels": labels}))
+        batches[name] = (data, labels)
+    return batches
+
+
+def test_cifar10_batches_are_read_as_nchw(tmp_path):
+    batches = _cifar(tmp_path / "cifar")
+    data = load_data(f"cifar10:{tmp_path / 'cifar'}")
+    assert data.train_x.shape == (20, 3, 32, 32) and data.test_x.shape == (4, 3, 32, 32)
+    first = batches["data_batch_1"][0][0]
+    assert (data.train_x[0, 0].ravel() == first[:1024]).all()  # red plane first, row-major
+    assert (data.train_x[0, 2, 31] == first[3072 - 32:]).all()
+    assert data.test_y.tolist() == batches["test_batch"][1]
+
+
+class _Exploit:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_cifar10_refuses_arbitrary_objects(tmp_path):
+    _cifar(tmp_path / "cifar")
+    target = tmp_path / "pwned"
+    (tmp_path / "cifar" / "test_batch").write_bytes(pickle.dumps({b"data": _Exploit(str(target)), b"labels": []}))
+    with pytest.raises(PyflowError, match=r"test_batch: not a CIFAR-10 python batch: refusing to load io.open"):
+        load_data(f"cifar10:{tmp_path / 'cifar'}")
+    assert not target.exists()
+
+
+def test_cifar10_missing_batch(tmp_path):
+    _cifar(tmp_path / "cifar")
+    (tmp_path / "cifar" / "data_batch_3").unlink()
+    with pytest.raises(PyflowError, match="data_batch_3: missing CIFAR-10 batch"):
+        load_data(f"cifar10:{tmp_path / 'cifar'}")
+
+
+def test_npz_train_test_and_images_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(12, 2, 5, 5), dtype=np.uint8)
+    np.savez(tmp_path / "a.npz", x_train=x[:8], y_train=np.arange(8) % 3, x_test=x[8:], y_test=np.arange(4) % 3)
+    data = load_data(f"npz:{tmp_path / 'a.npz'}")
+    assert data.input_shape == (2, 5, 5) and len(data.test_x) == 4 and data.num_classes == 3
+    np.savez(tmp_path / "b.npz", images=x[:, 0], labels=np.arange(12) % 2)
+    data = load_data(f"npz:{tmp_path / 'b.npz'}")
+    assert data.input_shape == (1, 5, 5) and len(data.train_x) == 9 and len(data.test_x) == 3
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"images": np.zeros((4, 5, 5), np.float32), "labels": np.zeros(4, np.int64)}, "images must be uint8"),
+    ({"images": np.zeros((4, 5, 5), np.uint8), "labels": np.zeros(3, np.int64)}, "labels must be 4"),
+    ({"pixels": np.zeros((4, 5, 5), np.uint8)}, "expected arrays x_train"),
+])
+def test_npz_bad_content(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(PyflowError, match=message):
+        load_data(f"npz:{tmp_path / 'bad.npz'}")
+
+
+def test_unknown_and_corrupt_specs(tmp_path):
+    with pytest.raises(PyflowError, match="unknown dataset 'mnist'"):
+        load_data("mnist")
+    (tmp_path / "x.npz").write_bytes(b"garbage")
+    with pytest.raises(PyflowError, match="unreadable npz file"):
+        load_data(f"npz:{tmp_path / 'x.npz'}")
