@@ -316,3 +316,22 @@ def test_cli_prints_summary(tmp_path, capsys):
     assert "bit-exact in every view" in out and "(modelled)" in out and "(measured, verilator)" in out
     assert {p.name for p in (tmp_path / "run" / "report").iterdir()} == {
         ".pyflow", "report.json", "report.md", "report.html"}
+
+
+def test_heatmap_data_is_the_tile_mask(full_run):
+    from pyflow.ir.packing import tile_mask
+
+    _, network, report = full_run
+    for layer in network.matrix_layers:
+        tiles = report["heatmaps"][layer.name]["tiles"]
+        kept = [[ch != "." for ch in row] for row in tiles]
+        assert kept == tile_mask(layer).tolist()
+
+
+def test_large_layer_heatmap_is_binned():
+    from pyflow.report.svg import heatmap
+
+    tiles = ["5." * 400] * 300  # 300 output folds x 800 column folds
+    svg = heatmap("big", tiles)
+    assert "one cell = 2x3 tiles" in svg and "240000/240000" not in svg and "120000/240000 tiles kept" in svg
+    assert svg.count("<rect") < 160 * 300

@@ -29,6 +29,7 @@ SRC_IR = "IR (packed tiles)"
 SRC_CYCLES = "pyflow.sim.cycles"
 SRC_RESOURCES = "analytical resource model (pyflow.report.resources)"
 VIEWS = ("csim", *SIMULATORS)
+HEATMAP_LEGEND = "'.' skipped tile; digit d: kept tile with lane fill ~ d/9 (measured, IR)"
 TOOLS = ("python", "numpy", "g++", "iverilog", "verilator", "yosys")
 
 
@@ -389,16 +390,17 @@ def folding_check(inputs: RunInputs, board: Board) -> dict[str, Any]:
 
 
 def heatmaps(network: Network) -> dict[str, Any]:
-    """Per matrix layer: the tile mask and each kept tile's lane fill (for the HTML heatmaps)."""
+    """Per matrix layer, one string per output fold: ``.`` a skipped tile, a digit ``d`` a kept tile whose
+    lane fill (non-zero codes / PE·SIMD) rounds to ``d/9`` — compact, and what the HTML heatmaps draw."""
     out = {}
     for layer in network.matrix_layers:
         mask = tile_mask(layer)
         fill = np.zeros(mask.shape)
-        codes = layer_codes(layer)
         rows = np.repeat(np.arange(layer.out_folds), np.diff(layer.row_ptr))
-        fill[rows, layer.col_idx] = np.count_nonzero(codes, axis=(1, 2)) / (layer.pe * layer.simd)
-        out[layer.name] = {"rows": int(mask.shape[0]), "cols": int(mask.shape[1]),
-                           "kept": mask.astype(int).tolist(), "fill": np.round(fill, 4).tolist()}
+        fill[rows, layer.col_idx] = np.count_nonzero(layer_codes(layer), axis=(1, 2)) / (layer.pe * layer.simd)
+        digits = np.where(mask, np.rint(fill * 9).astype(int), -1)
+        out[layer.name] = {"rows": int(mask.shape[0]), "cols": int(mask.shape[1]), "legend": HEATMAP_LEGEND,
+                           "tiles": ["".join("." if d < 0 else str(d) for d in row) for row in digits]}
     return out
 
 

@@ -23,25 +23,43 @@ def _n(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def heatmap(name: str, kept: Sequence[Sequence[int]], fill: Sequence[Sequence[float]], width: int = 640) -> str:
+def _blocks(tiles: Sequence[str], max_rows: int, max_cols: int) -> tuple[list[list[float | None]], int, int]:
+    """Cell values (mean lane fill of the kept tiles in the block, scaled by the kept share; None: none kept)
+    on a grid of at most ``max_rows × max_cols`` blocks of ``br × bc`` tiles."""
+    rows, cols = len(tiles), len(tiles[0])
+    br, bc = -(-rows // max_rows), -(-cols // max_cols)
+    grid = []
+    for r0 in range(0, rows, br):
+        line = []
+        for c0 in range(0, cols, bc):
+            block = [ch for row in tiles[r0:r0 + br] for ch in row[c0:c0 + bc]]
+            kept = [int(ch) / 9 for ch in block if ch != "."]
+            line.append(sum(kept) / len(block) if kept else None)
+        grid.append(line)
+    return grid, br, bc
+
+
+def heatmap(name: str, tiles: Sequence[str], width: int = 640, max_rows: int = 160) -> str:
     """Tile mask of one layer: rows = output folds, columns = column folds; kept tiles shaded by lane fill."""
-    rows, cols = len(kept), len(kept[0])
-    cell = max(2, min(18, (width - 80) // cols))
-    grid_w, grid_h = cell * cols, cell * rows
+    rows, cols = len(tiles), len(tiles[0])
     left, top = 60, 30
+    grid, br, bc = _blocks(tiles, max_rows, (width - left - 20) // 2)
+    cell = max(2, min(18, (width - left - 20) // len(grid[0])))
+    grid_w, grid_h = cell * len(grid[0]), cell * len(grid)
     total_w, total_h = max(left + grid_w + 20, 560), top + grid_h + 40
-    n_kept = sum(sum(row) for row in kept)
+    n_kept = sum(ch != "." for row in tiles for ch in row)
+    scale = "" if br == bc == 1 else f"; one cell = {br}x{bc} tiles"
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-layer="{escape(name)}" '
              f'width="{total_w}" height="{total_h}" viewBox="0 0 {total_w} {total_h}" role="img">',
              f"<title>{escape(name)}: tile mask, {n_kept} of {rows * cols} tiles kept (measured, IR)</title>",
              f'<text x="{left}" y="18" {FONT} font-weight="bold">{escape(name)}: {n_kept}/{rows * cols} tiles kept '
-             f"(measured, IR); shade = lane fill</text>",
+             f"(measured, IR); shade = lane fill{scale}</text>",
              f'<rect x="{left}" y="{top}" width="{grid_w}" height="{grid_h}" fill="{SKIPPED}" stroke="#999"/>']
-    for r, row in enumerate(kept):
-        for c, value in enumerate(row):
-            if value:
+    for r, line in enumerate(grid):
+        for c, value in enumerate(line):
+            if value is not None:
                 parts.append(f'<rect x="{left + c * cell}" y="{top + r * cell}" width="{cell}" height="{cell}" '
-                             f'fill="{_shade(fill[r][c])}"/>')
+                             f'fill="{_shade(value)}"/>')
     parts += [f'<text x="{left - 6}" y="{top + 10}" {FONT} text-anchor="end">fold 0</text>',
               f'<text x="{left - 6}" y="{top + grid_h}" {FONT} text-anchor="end">{rows - 1}</text>',
               f'<text x="{left}" y="{top + grid_h + 14}" {FONT}>column fold 0</text>',

@@ -274,7 +274,7 @@ def cycles_chart(report: dict[str, Any]) -> str:
 
 def html(report: dict[str, Any]) -> str:
     name = escape(report["network"]["name"])
-    maps = "\n".join(heatmap(layer, data["kept"], data["fill"]) for layer, data in report["heatmaps"].items())
+    maps = "\n".join(heatmap(layer, data["tiles"]) for layer, data in report["heatmaps"].items())
     parts = [f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>pyflow report: {name}</title>',
              f"<style>{CSS}</style></head><body>", f"<h1>pyflow report: {name}</h1>",
              "<p>Every figure is labelled <b>modelled</b> (predicted by a model) or <b>measured</b> (counted from "
