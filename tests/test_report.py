@@ -281,6 +281,8 @@ def test_generate_layout_is_accepted(tmp_path):
     ("corrupt_sim", "sim_icarus.json: invalid JSON"),
     ("wrong_layers", "do not match the IR's layers"),
     ("sim_field", "missing field 'interval_cycles'"),
+    ("eval_layer", "layer 'conv0': tiles_total 999 does not match the IR"),
+    ("run_board", "run.json: board: unknown board 'atlantis'"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, case, message):
     folder = tmp_path / "run"
@@ -301,6 +303,12 @@ def test_bad_input_is_one_line(tmp_path, capsys, case, message):
         else:
             del doc["interval_cycles"]
         write_json(sim, doc)
+    if case == "eval_layer":
+        doc = json.loads((folder / "ir" / "eval.json").read_text())
+        doc["layers"][0]["tiles_total"] = 999
+        write_json(folder / "ir" / "eval.json", doc)
+    if case == "run_board":
+        write_json(folder / "run.json", {"board": "atlantis"})
     with pytest.raises(PyflowError, match=re.escape(message)):
         build_report(folder, board="no-such-board" if case == "bad_board" else None)
     assert main(argv) == 2

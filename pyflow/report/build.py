@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pyflow.boards import Board, load_board
+from pyflow.errors import PyflowError
 from pyflow.folding import FoldingPlan, check_folding, compare_folding, network_geometries
 from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network
 from pyflow.ir.packing import layer_codes, tile_mask
@@ -58,7 +59,10 @@ def resolve_board(inputs: RunInputs, board: str | None) -> tuple[Board, str]:
     if board is not None:
         return load_board(board), "--board"
     if inputs.run and inputs.run.get("board"):
-        return load_board(inputs.run["board"]), "run.json"
+        try:
+            return load_board(inputs.run["board"]), "run.json"
+        except PyflowError as exc:
+            raise PyflowError(f"{inputs.run_dir / 'run.json'}: board: {exc}") from None
     return load_board(DEFAULT_BOARD), f"default ({DEFAULT_BOARD}: no --board and no board in run.json)"
 
 

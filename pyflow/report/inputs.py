@@ -21,6 +21,7 @@ IR_PLACES = ("ir", "rtl/ir", "hls/ir")
 SIM_FIELDS = ("simulator", "vectors", "outputs_compared", "mismatches", "bit_exact", "cycles_per_image",
               "interval_cycles", "total_cycles", "layers")
 SIM_LAYER_FIELDS = ("name", "cycles", "busy_cycles")
+EVAL_LAYER_FIELDS = ("name", "tiles_total", "tiles_masked", "tiles_all_zero", "tiles_kept")
 CSIM_FIELDS = ("bit_exact", "vectors", "outputs_compared", "mismatches")
 YOSYS_CELLS = ("LUT", "FF", "BRAM36", "DSP")
 
@@ -92,6 +93,20 @@ def check_sim(doc: dict[str, Any], network: Network, where: str) -> dict[str, An
     return doc
 
 
+def check_eval(doc: dict[str, Any], network: Network, where: str) -> dict[str, Any]:
+    """Validate eval.json's per-layer tile counts against the IR (names and totals must agree)."""
+    _require(doc, ("accuracy", "layers"), where)
+    totals = {layer.name: layer.tiles_total for layer in network.matrix_layers}
+    for index, item in enumerate(doc["layers"] if isinstance(doc["layers"], list) else [None]):
+        if not isinstance(item, dict):
+            raise PyflowError(f"{where}: layers[{index}]: expected an object")
+        _require(item, EVAL_LAYER_FIELDS, f"{where}: layers[{index}]")
+        if totals.get(item["name"]) != item["tiles_total"]:
+            raise PyflowError(f"{where}: layer {item['name']!r}: tiles_total {item['tiles_total']} does not match "
+                              f"the IR ({totals.get(item['name'], 'no such layer')})")
+    return doc
+
+
 def read_inputs(run_dir: str | Path) -> RunInputs:
     run_dir = Path(run_dir)
     ir_dir = find_ir(run_dir)
@@ -100,6 +115,8 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     paths: dict[str, str] = {"ir": ir_rel}
     run = _optional(run_dir, ("run.json",), paths, "run")
     evaluation = _optional(run_dir, (f"{ir_rel}/eval.json", "eval.json"), paths, "eval")
+    if evaluation is not None:
+        check_eval(evaluation, network, str(run_dir / paths["eval"]))
     metrics = _optional(run_dir, ("checkpoint/metrics.json", "metrics.json"), paths, "metrics")
     csim = _optional(run_dir, ("hls/csim.json", "csim.json"), paths, "csim")
     if csim is not None:
