@@ -283,13 +283,26 @@ def plan_folding(layers: Iterable[Mapping[str, Any] | LayerGeometry], board: Boa
     if fixed > budget:
         raise PyflowError(f"folding: the overrides alone use {fixed} lanes, over the budget of {budget}")
     floor = max(min(c.cycles for c in opts) for opts in options.values())
-    for target in sorted({c.cycles for opts in options.values() for c in opts if c.cycles >= floor}):
-        chosen = {name: _cheapest(opts, target) for name, opts in options.items()}
-        if all(chosen.values()) and sum(c.lanes for c in chosen.values()) <= budget:
-            return _plan(layers, {n: (c.pe, c.simd) for n, c in chosen.items()}, keeps, budget,
-                         "planned (expected kept tiles)")
-    smallest = sum(min(c.lanes for c in opts) for opts in options.values())
-    raise PyflowError(f"folding: the network needs at least {smallest} lanes, over the budget of {budget}")
+    targets = sorted({c.cycles for opts in options.values() for c in opts if c.cycles >= floor})
+    # feasibility is monotone in the target (a slower target never needs more lanes): bisect for the first
+    low, high = 0, len(targets)
+    while low < high:
+        middle = (low + high) // 2
+        if _fits(options, targets[middle], budget):
+            high = middle
+        else:
+            low = middle + 1
+    if low == len(targets):
+        smallest = sum(min(c.lanes for c in opts) for opts in options.values())
+        raise PyflowError(f"folding: the network needs at least {smallest} lanes, over the budget of {budget}")
+    chosen = {name: _cheapest(opts, targets[low]) for name, opts in options.items()}
+    return _plan(layers, {n: (c.pe, c.simd) for n, c in chosen.items()}, keeps, budget,
+                 "planned (expected kept tiles)")
+
+
+def _fits(options: dict[str, list[_Candidate]], target: int, budget: int) -> bool:
+    chosen = [_cheapest(opts, target) for opts in options.values()]
+    return all(chosen) and sum(c.lanes for c in chosen) <= budget
 
 
 def uniform_folding(layers: Iterable[Mapping[str, Any] | LayerGeometry], board: Board,

@@ -327,7 +327,7 @@ def network_resources(inputs: RunInputs, board: Board, estimates: dict[str, reso
         out["measured_fits"] = NOT_RUN
     else:
         cells, source = inputs.yosys["cells"], inputs.paths["yosys"]
-        out["measured"] = {key: fig(cells[cell], MEASURED, f"{source} (Yosys {inputs.yosys['yosys_version']})")
+        out["measured"] = {key: fig(cells[cell], MEASURED, f"{source} ({inputs.yosys['yosys_version']})")
                            for key, cell in keys}
         out["measured_fits"] = all(cells[cell] <= getattr(budget, key) for key, cell in keys)
     return out

@@ -61,6 +61,7 @@ def summary_table(report: dict[str, Any]) -> Table:
     for sim in SIMULATORS:
         rows.append(_row(f"interval cycles ({sim})", cyc["measured"][sim]["interval_cycles"]))
     rows.append(_row("latency cycles (sum of layers)", cyc["modelled_latency"]))
+    rows.append(_row("latency cycles, dense (sum of layers, every tile kept)", cyc["dense_latency"]))
     for sim in SIMULATORS:
         rows.append(_row(f"latency cycles per image ({sim})", cyc["measured"][sim]["cycles_per_image"]))
     rows += [_row("tiles total", net["tiles"]["total"]), _row("tiles masked", net["tiles"]["masked"]),
