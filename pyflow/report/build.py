@@ -78,6 +78,9 @@ def _requested_keep(inputs: RunInputs, network: Network, name: str) -> dict[str,
     item = _eval_layer(inputs, name)
     if item is not None and item.get("requested_keep") is not None:
         return fig(item["requested_keep"], MEASURED, "eval.json (requested)")
+    exported = network.meta.get("compression", {}).get("layers", {}).get(name, {}).get("requested_keep")
+    if exported is not None:
+        return fig(exported, MEASURED, "IR meta compression (requested)")
     if network.meta.get("keep") is not None:
         return fig(network.meta["keep"], MEASURED, "IR meta (requested)")
     return fig(NA, MEASURED, "no eval.json and no keep in the IR meta")
