@@ -118,3 +118,21 @@ def test_yosys_dsp_count_sees_a_multiplier(tmp_path):
     params = {"LANES": 2, "ACC_BITS": 16, "M_BITS": 16, "RQ_W": 33, "SHIFT": 8, "OUT_BITS": 8, "IS_OUTPUT": 0}
     summary = synthesize_module(LIBRARY, "pf_requant", params, tmp_path, counted=("pf_requant",))
     assert summary["cells"]["DSP"] >= 2 and summary["pe_array_dsp"] >= 2
+
+
+@pytest.mark.yosys
+@pytest.mark.slow
+def test_generated_top_synthesizes_and_its_pe_array_has_no_dsp(tmp_path):
+    import json
+
+    from pyflow.codegen.rtl import generate
+    from pyflow.sim.yosys import synthesize
+    from test_rtl_cases import VERILATOR_FAST
+
+    project = generate(VERILATOR_FAST.network(), None, tmp_path / "p")
+    summary = synthesize(project)
+    written = json.loads((project / "yosys.json").read_text())
+    assert written == {key: value for key, value in summary.items() if not key.startswith("_")}
+    assert summary["pe_array_dsp"] == 0
+    assert summary["cells"]["LUT"] > 0 and summary["cells"]["FF"] > 0
+    assert summary["part_family"] == "xilinx (synth_xilinx -noiopad)"
