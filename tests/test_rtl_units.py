@@ -125,9 +125,10 @@ def test_yosys_dsp_count_sees_a_multiplier(tmp_path):
 def test_generated_top_synthesizes_and_its_pe_array_has_no_dsp(tmp_path):
     import json
 
+    from test_rtl_cases import VERILATOR_FAST
+
     from pyflow.codegen.rtl import generate
     from pyflow.sim.yosys import synthesize
-    from test_rtl_cases import VERILATOR_FAST
 
     project = generate(VERILATOR_FAST.network(), None, tmp_path / "p")
     summary = synthesize(project)
