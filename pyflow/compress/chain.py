@@ -279,8 +279,17 @@ class ActQuant(nn.Module):
         return x + (q - x).detach()
 
 
+def avgpool_requant(kernel: int) -> tuple[int, int, int]:
+    """``(m, b, shift)`` of an average pool that keeps its input's step: ``(sum·m + b) >> shift``."""
+    area = kernel * kernel
+    limit = (1 << 15) - 1
+    shift = max(s for s in range(41) if round(2.0**s / area) <= limit)
+    return round(2.0**shift / area), 1 << shift >> 1, shift
+
+
 class QAvgPool(nn.Module):
-    """Average pooling whose output is (when enabled) rounded half up to its input's quantization step."""
+    """Average pooling; when enabled, it computes exactly what the integer pool does on the quantized input
+    (window sum, ``(sum·m + b) >> shift``) and returns that times the input's step ``scale``."""
 
     def __init__(self, kernel: int, stride: int) -> None:
         super().__init__()
@@ -292,7 +301,10 @@ class QAvgPool(nn.Module):
         y = F.avg_pool2d(x, self.kernel, self.stride)
         if not self.enabled or float(self.scale) <= 0:
             return y
-        q = torch.floor(y / self.scale + 0.5) * self.scale
+        m, b, shift = avgpool_requant(self.kernel)
+        codes = torch.round(x.detach().double() / float(self.scale))
+        sums = F.avg_pool2d(codes, self.kernel, self.stride, divisor_override=1)
+        q = (torch.floor((sums * m + b) / 2.0**shift) * float(self.scale)).to(y.dtype)
         return y + (q - y).detach()
 
 

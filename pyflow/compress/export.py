@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyflow.compress.chain import ActQuant, ChainNet
+from pyflow.compress.chain import ActQuant, ChainNet, avgpool_requant
 from pyflow.compress.ternary import TernaryMatrix, ir_matrix
 from pyflow.errors import PyflowError
 from pyflow.ir.check import check_network
@@ -100,10 +100,8 @@ def _matrix_layer(layer: TernaryMatrix, bn: nn.Module | None, act: ActQuant | No
 
 
 def _avgpool(op: dict[str, Any], shape: tuple[int, int, int], bits: int) -> PoolLayer:
-    area = op["kernel"] ** 2
-    shift = max(s for s in range(MAX_SHIFT + 1) if round(2.0**s / area) <= _M_LIMIT)
-    return PoolLayer(op["name"], "avgpool", shape, op["kernel"], op["stride"], bits, m=round(2.0**shift / area),
-                     b=1 << shift >> 1, shift=shift)
+    m, b, shift = avgpool_requant(op["kernel"])
+    return PoolLayer(op["name"], "avgpool", shape, op["kernel"], op["stride"], bits, m=m, b=b, shift=shift)
 
 
 def to_network(model: ChainNet, name: str, input_shape: tuple[int, int, int], requested: dict[str, float],
