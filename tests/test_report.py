@@ -343,3 +343,13 @@ def test_large_layer_heatmap_is_binned():
     svg = heatmap("big", tiles)
     assert "one cell = 2x3 tiles" in svg and "240000/240000" not in svg and "120000/240000 tiles kept" in svg
     assert svg.count("<rect") < 160 * 300
+
+
+def test_network_balance_is_over_the_pe_arrays(full_run):
+    folder, network, report = full_run
+    doc = json.loads((folder / "rtl" / "sim_icarus.json").read_text())
+    slowest = max(item["cycles"] for item in doc["layers"])
+    matrix = [item["cycles"] / slowest for item in doc["layers"] if item["name"] in
+              {layer.name for layer in network.matrix_layers}]
+    assert report["network"]["utilization"]["balance"]["measured"]["icarus"]["value"] == round(
+        sum(matrix) / len(matrix), 6)

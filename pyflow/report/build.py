@@ -259,7 +259,7 @@ def network_cycles(entries: list[dict[str, Any]], inputs: RunInputs, board: Boar
 def network_utilization(entries: list[dict[str, Any]], network: Network) -> dict[str, Any]:
     matrix = [e for e in entries if "tile_skipping" in e]
     fills = [lane_fill(layer) for layer in network.matrix_layers]
-    balances = [_num(e["balance"]["modelled"]) for e in entries]
+    balances = [_num(e["balance"]["modelled"]) for e in matrix]  # PE arrays only: pools have none
     busy = [_num(e["cycles"].get("busy_modelled", {"value": NA})) for e in matrix]
     cycles = [_num(e["cycles"]["modelled"]) for e in matrix]
     have = None not in balances + busy + cycles
@@ -267,7 +267,8 @@ def network_utilization(entries: list[dict[str, Any]], network: Network) -> dict
         "lane_fill": fig(ratio(sum(f[0] for f in fills), sum(f[1] for f in fills)), MEASURED,
                          "IR: non-zero codes / lanes in kept tiles"),
         "balance": {"modelled": fig(sum(balances) / len(balances) if have else NA, MODELLED,
-                                    "mean over layers of layer / slowest, pyflow.sim.cycles"), "measured": {}},
+                                    "mean over the matrix layers of layer / slowest layer, pyflow.sim.cycles"),
+                    "measured": {}},
         "tile_skipping": {"modelled": fig(ratio(sum(busy), sum(cycles)) if have else NA, MODELLED,
                                           "pyflow.sim.cycles: Σ busy / Σ cycles of the matrix layers"),
                           "measured": {}},
@@ -279,8 +280,9 @@ def network_utilization(entries: list[dict[str, Any]], network: Network) -> dict
             out["balance"]["measured"][sim] = fig(NOT_RUN, MEASURED, source)
             out["tile_skipping"]["measured"][sim] = fig(NOT_RUN, MEASURED, source)
             continue
-        out["balance"]["measured"][sim] = fig(sum(c / max(measured) for c in measured) / len(measured), MEASURED,
-                                              f"mean over layers of layer / slowest, {source}")
+        own = [e["cycles"]["measured"][sim]["value"] for e in matrix]
+        out["balance"]["measured"][sim] = fig(sum(c / max(measured) for c in own) / len(own), MEASURED,
+                                              f"mean over the matrix layers of layer / slowest layer, {source}")
         busy_m = sum(e["cycles"]["busy"][sim]["value"] for e in matrix)
         total = sum(e["cycles"]["measured"][sim]["value"] for e in matrix)
         out["tile_skipping"]["measured"][sim] = fig(ratio(busy_m, total), MEASURED,
