@@ -177,3 +177,36 @@ def test_compress_cli_yaml_equals_flags_and_checkpoint_loads_weights_only(tmp_pa
     model, meta = load_compressed(tmp_path / "a")
     assert meta["requested_keep"] == {"conv0": 0.5, "conv1": 0.5, "fc0": 0.5}
     assert [layer.tile_mask.sum().item() for layer in model.matrices()] == [9, 36, 16]
+
+
+def test_threshold_steps_are_clipped(tmp_path):
+    from pyflow.compress.train import fit
+    from pyflow.data import Dataset
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 1, 8, 8), dtype=np.uint8)
+    data = Dataset("tiny", images, rng.integers(0, 10, 64), images[:8], rng.integers(0, 10, 8))
+    chain = _chain()
+    before = [layer.delta.item() for layer in chain.matrices()]
+    fit(chain, data, 1, "t", seed=0, lr=1e-3, batch_size=16, threshold_lr=1.0)  # 4 steps of at most 1e-3
+    for layer, old in zip(chain.matrices(), before, strict=True):
+        assert abs(layer.delta.item() - old) <= 4 * 1e-3 + 1e-7
+        assert 0.0 <= layer.delta.item() <= 3 * layer.sigma().item()
+
+
+def test_shipped_yaml_config_is_valid():
+    from pathlib import Path
+
+    from pyflow.compress.config import load_yaml
+
+    config = CompressConfig(out="x", **load_yaml(Path(__file__).parent.parent / "configs" / "compress-digits.yaml"))
+    assert config.folding_for("conv0") == (8, 1) and config.folding_for("conv1") == (8, 8)
+
+
+def test_metrics_and_evaluate_need_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import pyflow.compress.metrics, pyflow.compress.api, pyflow.compress.config; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
