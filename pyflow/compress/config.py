@@ -58,7 +58,7 @@ class CompressConfig:
     ternary_epochs: int = 30
     finetune_epochs: int = 20
     lr: float = 2e-3
-    threshold_lr: float = 1.0
+    threshold_lr: float = 0.1
     batch_size: int = 64
     alpha: str = "gaussian"
     seed: int = 0

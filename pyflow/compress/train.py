@@ -77,10 +77,32 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
                     if isinstance(layer, TernaryMatrix):
                         layer.clamp_threshold()
             total, count = total + float(loss.detach()) * len(index), count + len(index)
+        reestimate_batchnorm(model, data.train_x, batch_size)
         acc = accuracy(model, data.test_x, data.test_y)
         print(f"[{phase}] epoch {epoch + 1}/{epochs} loss {total / count:.4f} accuracy {acc:.4f} "
               f"kept tiles {kept_tiles(model)}", file=sys.stderr, flush=True)
     return acc
+
+
+def reestimate_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int) -> None:
+    """Recompute BN running statistics as exact averages over the training images with the current weights.
+
+    Thresholds and ternary codes move during training, so the running (momentum) statistics lag behind
+    the network they normalise; the eval-mode model — the one exported — would otherwise be noisy.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            model(as_float(images[start:start + batch_size]))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
 
 
 def penalty_loss(model: ChainNet, kind: str, lam: float, kappa: float) -> Callable[[], torch.Tensor] | None:
