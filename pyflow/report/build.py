@@ -219,11 +219,16 @@ def network_tiles(entries: list[dict[str, Any]], inputs: RunInputs) -> dict[str,
     src_eval = inputs.paths.get("eval", "eval.json not found")
     total = _sum_fig(matrix, ("tiles", "total"), MEASURED, SRC_IR)
     kept = _sum_fig(matrix, ("tiles", "kept"), MEASURED, SRC_IR)
-    keep = inputs.network.meta.get("keep")
+    asked = {e["tiles"]["requested_keep"]["value"] for e in matrix}
+    sources = {e["tiles"]["requested_keep"]["source"] for e in matrix}
+    if len(asked) == 1:
+        requested = fig(asked.pop(), MEASURED, sources.pop())
+    else:
+        requested = fig("per layer", MEASURED, ", ".join(sorted(sources)))
     return {"total": total, "kept": kept,
             "masked": _sum_fig(matrix, ("tiles", "masked"), MEASURED, src_eval),
             "all_zero": _sum_fig(matrix, ("tiles", "all_zero"), MEASURED, src_eval),
-            "requested_keep": fig(keep if keep is not None else NA, MEASURED, "IR meta (requested)"),
+            "requested_keep": requested,
             "achieved_keep": fig(ratio(kept["value"], total["value"]), MEASURED, SRC_IR)}
 
 

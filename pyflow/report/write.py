@@ -202,6 +202,22 @@ def tables(report: dict[str, Any]) -> list[Table]:
             comparison_table(report), tools_table(report)]
 
 
+def headline(report: dict[str, Any]) -> str:
+    """One line: board, bit-exactness, throughput, balance, tile skipping, accuracy, compression."""
+    net, board = report["network"], report["board"]
+    sim = _primary_sim(report)
+    rate = net["cycles"]["measured"][sim]["images_per_s"] if sim else net["cycles"]["modelled_images_per_s"]
+    skip = net["utilization"]["tile_skipping"]["measured"][sim] if sim else net["utilization"]["tile_skipping"][
+        "modelled"]
+    balance = net["utilization"]["balance"]["measured"][sim] if sim else net["utilization"]["balance"]["modelled"]
+    where = f"measured, {sim}" if sim else "modelled"
+    return (f"{board['name']} at {board['clock_mhz']:g} MHz: {report['verification']['summary']}; "
+            f"{fmt(rate, 'rate')} images/s ({where}); tile skipping {fmt(skip, 'pct')}, pipeline balance "
+            f"{fmt(balance, 'pct')} ({where}); lane fill {fmt(net['utilization']['lane_fill'], 'pct')} (measured); "
+            f"accuracy {fmt(net['accuracy'], 'pct')} (measured); "
+            f"compression {fmt(net['compression']['weights_only'], 'x')} weights only (measured)")
+
+
 # --- Markdown -------------------------------------------------------------------------------------------
 
 def _md_cell(text: str) -> str:
@@ -211,7 +227,7 @@ def _md_cell(text: str) -> str:
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# pyflow report: {report['network']['name']}", "",
              "Every figure is labelled **modelled** (predicted by a model) or **measured** (counted from an "
-             "artifact: the IR, a simulator's counters, Yosys, the golden model).", ""]
+             "artifact: the IR, a simulator's counters, Yosys, the golden model).", "", f"**{headline(report)}**", ""]
     for table in tables(report):
         lines += [f"## {table.title}", "", "| " + " | ".join(map(_md_cell, table.headers)) + " |",
                   "|" + "---|" * len(table.headers)]
@@ -225,7 +241,7 @@ def markdown(report: dict[str, Any]) -> str:
 CSS = """body{font-family:sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:8px 0 4px}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 th{background:#f3f3f3}td{text-align:left}.note{color:#555;font-size:12px}
-.figs{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff}"""
+.figs{display:flex;flex-wrap:wrap;gap:12px}.headline{font-size:15px;background:#eef4fa;padding:8px}svg{background:#fff}"""
 
 
 def _html_table(table: Table) -> str:
@@ -281,10 +297,11 @@ def html(report: dict[str, Any]) -> str:
              "<p>Every figure is labelled <b>modelled</b> (predicted by a model) or <b>measured</b> (counted from "
              "an artifact: the IR, a simulator's counters, Yosys, the golden model).</p>"]
     all_tables = tables(report)
-    parts.append(_html_table(all_tables[0]) + _html_table(all_tables[1]))
+    parts.append(f'<p class="headline">{escape(headline(report))}</p>')
+    parts.append(_html_table(all_tables[1]))
     parts += ["<h2>Plots</h2>", f'<div class="figs">{utilization_chart(report)}\n{cycles_chart(report)}</div>',
               "<h2>Tile masks (measured, IR)</h2>", f'<div class="figs">{maps}</div>']
-    parts += [_html_table(table) for table in all_tables[2:]]
+    parts += [_html_table(all_tables[0])] + [_html_table(table) for table in all_tables[2:]]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
