@@ -17,19 +17,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from pyflow.report.write import write_report
+    from pyflow.report.write import headline, write_report
 
     folder = write_report(args.out, args.board)
     report = json.loads((folder / "report.json").read_text())
-    net = report["network"]
     print(f"wrote {folder}/report.json, report.md, report.html (board {report['board']['name']}, "
           f"chosen by {report['board']['chosen_by']})")
-    print(f"  {report['verification']['summary']}")
-    balance = net["utilization"]["balance"]["modelled"]["value"]
-    rate = net["cycles"]["modelled_images_per_s"]["value"]
-    print(f"  pipeline balance {100 * balance:.1f} % (modelled), {rate:,.0f} images/s (modelled)")
-    for sim, figures in net["cycles"]["measured"].items():
-        value = figures["images_per_s"]["value"]
-        if not isinstance(value, str):
-            print(f"  {value:,.0f} images/s (measured, {sim})")
+    print(f"  {headline(report)}")
     return 0
