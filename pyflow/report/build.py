@@ -88,7 +88,10 @@ def _requested_keep(inputs: RunInputs, network: Network, name: str) -> dict[str,
 
 def tile_figures(inputs: RunInputs, layer: MatrixLayer) -> dict[str, Any]:
     item = _eval_layer(inputs, layer.name)
-    src = inputs.paths.get("eval", "eval.json") if item else "eval.json not found"
+    if item is not None:
+        src = inputs.paths["eval"]
+    else:
+        src = f"{inputs.paths['eval']}: no entry for this layer" if inputs.eval is not None else "eval.json not found"
     return {
         "total": fig(layer.tiles_total, MEASURED, SRC_IR),
         "kept": fig(layer.n_kept, MEASURED, SRC_IR),
