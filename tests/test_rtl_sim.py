@@ -71,6 +71,7 @@ def test_sparse_network_takes_under_030_of_dense_cycles(tmp_path):
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_digits_network_100_vectors(simulator, tmp_path):
     project = _project(DIGITS, tmp_path)
+    lint(project)
     summary = run_sim(project, simulator, vectors=100, seed=7)
     _check(summary, 100, 10)
 
@@ -80,7 +81,6 @@ def test_digits_network_100_vectors(simulator, tmp_path):
 @pytest.mark.parametrize("case", sweep(), ids=lambda c: c.name)
 def test_random_networks_match_golden(case, simulator, tmp_path):
     project = _project(case, tmp_path)
-    if simulator == "verilator":
-        lint(project)
+    lint(project)
     summary = run_sim(project, simulator, vectors=4, seed=case.seed)
     _check(summary, 4, case.network().num_classes)
