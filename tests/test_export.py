@@ -171,3 +171,15 @@ def test_export_errors_are_one_line(compressed, tmp_path):
     np.savez(tmp_path / "rgb.npz", images=np.zeros((4, 3, 8, 8), np.uint8), labels=np.zeros(4, np.int64))
     with pytest.raises(PyflowError, match=r"images are \(3, 8, 8\)"):
         export(compressed, f"npz:{tmp_path / 'rgb.npz'}", None)
+
+
+def test_export_calibrates_missing_activation_scales(compressed, tmp_path, digits):
+    uncalibrated = tmp_path / "uncalibrated"
+    shutil.copytree(compressed, uncalibrated)
+    state = torch.load(uncalibrated / "model.pt", weights_only=True)
+    for key in [k for k in state if k.endswith("_act.scale")]:
+        state[key] = torch.zeros(())
+    torch.save(state, uncalibrated / "model.pt")
+    network = export(uncalibrated, "digits", None)
+    assert all(layer.m.any() for layer in network.matrix_layers)
+    assert evaluate(network, digits)["accuracy"] > 0.5
