@@ -16,7 +16,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import First, ReadOnly, RisingEdge
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 from pyflow import golden
 from pyflow.ir import load
@@ -40,15 +40,16 @@ def _words(value, count: int) -> list[int]:
     return [(bits >> (32 * i)) & 0xFFFFFFFF for i in range(count)]
 
 
-async def _idle(dut, input_pending: bool) -> None:
-    """Drop both handshakes and wait for in_ready or out_valid to rise; no beat moves meanwhile."""
+async def _idle(dut, input_pending: bool, timeout_cycles: int) -> None:
+    """Drop both handshakes and wait for in_ready or out_valid to rise (or a timeout); no beat moves meanwhile."""
     await RisingEdge(dut.clk)
     dut.in_valid.value = 0
     dut.out_ready.value = 0
     await ReadOnly()
     if dut.out_valid.value or (input_pending and dut.in_ready.value):
         return
-    wakers = [RisingEdge(dut.out_valid)] + ([RisingEdge(dut.in_ready)] if input_pending else [])
+    wakers = [RisingEdge(dut.out_valid), Timer(10 * timeout_cycles, unit="ns")]
+    wakers += [RisingEdge(dut.in_ready)] if input_pending else []
     await First(*wakers)
 
 
@@ -80,7 +81,7 @@ async def network_matches_golden(dut) -> None:
     first_beat, last_beat, got = [], [], np.zeros_like(expected)
     layer_cycles, layer_busy = [], []
     mismatches, first_bad = 0, None
-    for _ in range(limit):
+    while int(dut.cycle_count.value.to_unsigned()) < limit:
         await RisingEdge(dut.clk)
         offer = i_in < len(flat_in) and rng.random() >= cfg["stall"]
         dut.in_valid.value = int(offer)
@@ -90,7 +91,7 @@ async def network_matches_golden(dut) -> None:
         dut.out_ready.value = int(take)
         await ReadOnly()
         if not dut.out_valid.value and (i_in == len(flat_in) or not dut.in_ready.value):
-            await _idle(dut, i_in < len(flat_in))  # nothing can move: sleep until something can (fast)
+            await _idle(dut, i_in < len(flat_in), limit)  # nothing can move: sleep until something can (fast)
             continue
         if offer and dut.in_ready.value:
             if i_in % beats_in.shape[1] == 0:
