@@ -44,7 +44,7 @@ def heatmap(name: str, tiles: Sequence[str], width: int = 640, max_rows: int = 1
     rows, cols = len(tiles), len(tiles[0])
     left, top = 60, 30
     grid, br, bc = _blocks(tiles, max_rows, (width - left - 20) // 2)
-    cell = max(2, min(18, (width - left - 20) // len(grid[0])))
+    cell = max(2, min(24, (width - left - 20) // len(grid[0])))
     grid_w, grid_h = cell * len(grid[0]), cell * len(grid)
     total_w, total_h = max(left + grid_w + 20, 560), top + grid_h + 40
     n_kept = sum(ch != "." for row in tiles for ch in row)
@@ -60,9 +60,10 @@ def heatmap(name: str, tiles: Sequence[str], width: int = 640, max_rows: int = 1
             if value is not None:
                 parts.append(f'<rect x="{left + c * cell}" y="{top + r * cell}" width="{cell}" height="{cell}" '
                              f'fill="{_shade(value)}"/>')
-    parts += [f'<text x="{left - 6}" y="{top + 10}" {FONT} text-anchor="end">fold 0</text>',
-              f'<text x="{left - 6}" y="{top + grid_h}" {FONT} text-anchor="end">{rows - 1}</text>',
-              f'<text x="{left}" y="{top + grid_h + 14}" {FONT}>column fold 0</text>',
+    parts.append(f'<text x="{left - 6}" y="{top + 10}" {FONT} text-anchor="end">fold 0</text>')
+    if rows > 1 and grid_h >= 24:  # room for the last fold's number below "fold 0"
+        parts.append(f'<text x="{left - 6}" y="{top + grid_h}" {FONT} text-anchor="end">{rows - 1}</text>')
+    parts += [f'<text x="{left}" y="{top + grid_h + 14}" {FONT}>column fold 0</text>',
               f'<text x="{left + grid_w}" y="{top + grid_h + 14}" {FONT} text-anchor="end">{cols - 1}</text>',
               f'<text x="{left}" y="{top + grid_h + 30}" {FONT} fill="#555">grey: skipped tile (pruned or '
               "all-zero); blue: kept tile, darker = more non-zero lanes</text>", "</svg>"]
