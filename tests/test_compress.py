@@ -17,6 +17,8 @@ from pyflow.errors import PyflowError
 from pyflow.ir.packing import pad_matrix, tiles_of
 from pyflow.models import build_model
 
+torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
+
 TINY = {"fp_epochs": 1, "ternary_epochs": 1, "finetune_epochs": 1}
 
 

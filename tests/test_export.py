@@ -20,6 +20,8 @@ from pyflow.errors import PyflowError
 from pyflow.ir import load, random_network
 from pyflow.ir.packing import layer_codes
 
+torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
+
 EPOCHS = {"fp_epochs": 4, "ternary_epochs": 1, "finetune_epochs": 2}
 
 

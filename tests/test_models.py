@@ -11,6 +11,8 @@ from pyflow.compress.chain import ChainNet, trace_chain
 from pyflow.errors import PyflowError
 from pyflow.models import BUILTIN, build_model
 
+torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
+
 SHAPES = {"digits-cnn": (1, 8, 8), "lenet5": (1, 28, 28), "tfc-mlp": (1, 28, 28), "vgg-small": (3, 32, 32),
           "resnet18": (3, 32, 32)}
 
