@@ -147,3 +147,12 @@ def test_hidden_layer_without_relu_is_refused(user_file):
 def test_bad_model_specs(user_file, spec, message):
     with pytest.raises(PyflowError, match=message):
         build_model(spec.format(file=user_file), (1, 8, 8), 10)
+
+
+def test_model_that_does_not_fit_the_data_is_refused(user_file):
+    with pytest.raises(PyflowError, match=r"--model lenet5: forward on a \(1, 8, 8\) image failed: RuntimeError"):
+        build_model("lenet5", (1, 8, 8), 10)
+    with pytest.raises(PyflowError, match=r"MyNet: forward on a \(1, 28, 28\) image failed: RuntimeError"):
+        build_model(f"{user_file}:MyNet", (1, 28, 28), 10)
+    with pytest.raises(PyflowError, match=r"gives logits of shape \(1, 10\) for one image; the data has 3 classes"):
+        build_model(f"{user_file}:MyNet", (1, 8, 8), 3)

@@ -100,9 +100,39 @@ BUILTIN: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_model(spec: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """A built-in model for ``input_shape``/``num_classes``, or the user's ``file.py:Name`` / ``module:Name``."""
+    """A built-in model for ``input_shape``/``num_classes``, or the user's ``file.py:Name`` / ``module:Name``.
+
+    The model is checked on one zero image: it must run and give ``num_classes`` logits.
+    """
     if spec in BUILTIN:
-        return BUILTIN[spec](tuple(input_shape), num_classes)
+        try:
+            model = BUILTIN[spec](tuple(input_shape), num_classes)
+        except (RuntimeError, ValueError) as exc:
+            raise PyflowError(f"--model {spec}: does not fit {tuple(input_shape)} images: {exc}") from None
+    else:
+        model = _user_model(spec)
+    _check_forward(model, spec, tuple(input_shape), num_classes)
+    return model
+
+
+def _check_forward(model: nn.Module, spec: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            logits = model.eval()(torch.zeros(1, *input_shape))
+    except Exception as exc:  # the user's forward: any failure is reported in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PyflowError(f"--model {spec}: forward on a {input_shape} image failed: {type(exc).__name__}: "
+                          f"{first}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (1, num_classes):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise PyflowError(f"--model {spec}: gives logits of shape {shape} for one image; the data has "
+                          f"{num_classes} classes, so (1, {num_classes}) was expected")
+
+
+def _user_model(spec: str) -> nn.Module:
     source, sep, name = str(spec).rpartition(":")
     if not sep or not source or not name:
         raise PyflowError(f"--model: unknown model {spec!r} (built-in: {', '.join(BUILTIN)}; "
