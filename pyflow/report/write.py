@@ -158,6 +158,15 @@ def resources_table(report: dict[str, Any]) -> Table:
                   "measured fits"), tuple(rows), f"measured: {res['measured']['lut']['source']}")
 
 
+def layer_resources_table(report: dict[str, Any]) -> Table:
+    rows = tuple((e["name"], *(fmt(e["resources"][key]) for key in ("lut", "ff", "bram36", "dsp")))
+                 for e in report["layers"])
+    return Table("Resources per layer: engine + its input buffer (modelled)",
+                 ("layer", "LUT (modelled)", "FF (modelled)", "BRAM36 (modelled)", "DSP (modelled)"), rows,
+                 "the feature buffers are register files read SIMD (or all channels) at a time: their "
+                 "multiplexers dominate the LUTs; the logits buffer and stream ports are counted with the last layer")
+
+
 def _fits(value: Any, budget: int) -> str:
     if isinstance(value, str):
         return value
@@ -198,8 +207,8 @@ def tools_table(report: dict[str, Any]) -> Table:
 
 def tables(report: dict[str, Any]) -> list[Table]:
     return [summary_table(report), verification_table(report), tiles_table(report), cycles_table(report),
-            utilization_table(report), memory_table(report), resources_table(report), folding_table(report),
-            comparison_table(report), tools_table(report)]
+            utilization_table(report), memory_table(report), resources_table(report), layer_resources_table(report),
+            folding_table(report), comparison_table(report), tools_table(report)]
 
 
 def headline(report: dict[str, Any]) -> str:
