@@ -203,6 +203,7 @@ def test_shipped_yaml_config_is_valid():
 
     config = CompressConfig(out="x", **load_yaml(Path(__file__).parent.parent / "configs" / "compress-digits.yaml"))
     assert config.folding_for("conv0") == (8, 1) and config.folding_for("conv1") == (8, 8)
+    assert config.keep_tiles == {"conv0": 1.0, "conv1": 0.5, "fc0": 0.5} and config.penalty == "wpc"
 
 
 def test_metrics_and_evaluate_need_no_torch():
