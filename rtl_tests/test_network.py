@@ -53,19 +53,51 @@ async def _idle(dut, input_pending: bool, timeout_cycles: int) -> None:
     await First(*wakers)
 
 
-@cocotb.test()
-async def network_matches_golden(dut) -> None:
-    cfg = _config()
-    network = load(cfg["project"] / "ir")
-    rng = np.random.default_rng(cfg["seed"])
-    images = rng.integers(0, 256, size=(cfg["vectors"], *network.input_shape), dtype=np.uint8)
-    expected = golden.run(network, images)
-    if cfg["corrupt"] >= 0:
-        expected.reshape(-1)[cfg["corrupt"]] += 1
-    beats_in = images.transpose(0, 2, 3, 1).reshape(len(images), -1)
-    hardware = [layer for layer in network.layers if layer.__class__.__name__ != "FlattenLayer"]
-    limit = 100_000 + 50 * cfg["vectors"] * sum(modelled_cycles(layer) + 100 for layer in hardware)
+class Scoreboard:
+    """Compares every logit beat with the golden model (==) and records the cycle counters per image."""
 
+    def __init__(self, expected: np.ndarray, layers: int) -> None:
+        self.expected, self.layers = expected, layers
+        self.compared = self.mismatches = 0
+        self.first_bad: dict | None = None
+        self.first_beat: list[int] = []
+        self.last_beat: list[int] = []
+        self.layer_cycles: list[list[int]] = []
+        self.layer_busy: list[list[int]] = []
+
+    @property
+    def done(self) -> bool:
+        return self.compared == self.expected.size
+
+    def _fail(self, **what) -> None:
+        self.mismatches += 1
+        self.first_bad = self.first_bad or what
+
+    def logit(self, dut) -> None:
+        image, index = divmod(self.compared, self.expected.shape[1])
+        value, want = int(dut.out_data.value.to_signed()), int(self.expected[image, index])
+        if value != want:
+            self._fail(image=image, logit=index, got=value, expected=want)
+        last = index == self.expected.shape[1] - 1
+        if bool(dut.out_last.value) != last:
+            self._fail(image=image, logit=index, problem="out_last misplaced")
+        if last:
+            self.last_beat.append(int(dut.cycle_count.value.to_unsigned()))
+            self.layer_cycles.append(_words(dut.layer_cycles.value, self.layers))
+            self.layer_busy.append(_words(dut.layer_busy.value, self.layers))
+        self.compared += 1
+
+    def result(self, dut, names: list[str]) -> dict:
+        return {
+            "vectors": len(self.expected), "outputs_compared": self.compared,
+            "mismatches": self.mismatches + self.expected.size - self.compared, "first_mismatch": self.first_bad,
+            "first_beat": self.first_beat, "last_beat": self.last_beat, "layer_names": names,
+            "layer_cycles": self.layer_cycles, "layer_busy": self.layer_busy,
+            "total_cycles": int(dut.cycle_count.value.to_unsigned()),
+        }
+
+
+async def _reset(dut) -> None:
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.in_valid.value = 0
@@ -75,52 +107,46 @@ async def network_matches_golden(dut) -> None:
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
-    n_img, n_out = len(images), expected.shape[1]
-    flat_in = beats_in.reshape(-1)
-    i_in = i_out = 0
-    first_beat, last_beat, got = [], [], np.zeros_like(expected)
-    layer_cycles, layer_busy = [], []
-    mismatches, first_bad = 0, None
-    while int(dut.cycle_count.value.to_unsigned()) < limit:
+
+async def _stream(dut, beats: np.ndarray, board: Scoreboard, stall: float, rng, limit: int) -> None:
+    """Offer the input beats and accept logits, each side stalling with probability ``stall``."""
+    sent, per_image = 0, beats.shape[1]
+    flat = beats.reshape(-1)
+    while not board.done and int(dut.cycle_count.value.to_unsigned()) < limit:
         await RisingEdge(dut.clk)
-        offer = i_in < len(flat_in) and rng.random() >= cfg["stall"]
+        offer = sent < len(flat) and rng.random() >= stall
         dut.in_valid.value = int(offer)
         if offer:
-            dut.in_data.value = int(flat_in[i_in])
-        take = rng.random() >= cfg["stall"]
+            dut.in_data.value = int(flat[sent])
+        take = rng.random() >= stall
         dut.out_ready.value = int(take)
         await ReadOnly()
-        if not dut.out_valid.value and (i_in == len(flat_in) or not dut.in_ready.value):
-            await _idle(dut, i_in < len(flat_in), limit)  # nothing can move: sleep until something can (fast)
+        if not dut.out_valid.value and (sent == len(flat) or not dut.in_ready.value):
+            await _idle(dut, sent < len(flat), limit)  # nothing can move: sleep until something can (fast)
             continue
         if offer and dut.in_ready.value:
-            if i_in % beats_in.shape[1] == 0:
-                first_beat.append(int(dut.cycle_count.value.to_unsigned()))
-            i_in += 1
+            if sent % per_image == 0:
+                board.first_beat.append(int(dut.cycle_count.value.to_unsigned()))
+            sent += 1
         if take and dut.out_valid.value:
-            image, index = divmod(i_out, n_out)
-            value = int(dut.out_data.value.to_signed())
-            got[image, index] = value
-            if value != int(expected[image, index]):
-                mismatches += 1
-                first_bad = first_bad or {"image": image, "logit": index, "got": value,
-                                          "expected": int(expected[image, index])}
-            if bool(dut.out_last.value) != (index == n_out - 1):
-                mismatches += 1
-                first_bad = first_bad or {"image": image, "logit": index, "problem": "out_last misplaced"}
-            if index == n_out - 1:
-                last_beat.append(int(dut.cycle_count.value.to_unsigned()))
-                layer_cycles.append(_words(dut.layer_cycles.value, len(hardware)))
-                layer_busy.append(_words(dut.layer_busy.value, len(hardware)))
-            i_out += 1
-            if i_out == n_img * n_out:
-                break
-    result = {
-        "vectors": n_img, "outputs_compared": i_out, "mismatches": mismatches + (n_img * n_out - i_out),
-        "first_mismatch": first_bad, "first_beat": first_beat, "last_beat": last_beat,
-        "layer_names": [layer.name for layer in hardware], "layer_cycles": layer_cycles, "layer_busy": layer_busy,
-        "total_cycles": int(dut.cycle_count.value.to_unsigned()),
-    }
+            board.logit(dut)
+
+
+@cocotb.test()
+async def network_matches_golden(dut) -> None:
+    cfg = _config()
+    network = load(cfg["project"] / "ir")
+    rng = np.random.default_rng(cfg["seed"])
+    images = rng.integers(0, 256, size=(cfg["vectors"], *network.input_shape), dtype=np.uint8)
+    expected = golden.run(network, images)
+    if cfg["corrupt"] >= 0:
+        expected.reshape(-1)[cfg["corrupt"]] += 1
+    hardware = [layer for layer in network.layers if layer.__class__.__name__ != "FlattenLayer"]
+    limit = 100_000 + 50 * cfg["vectors"] * sum(modelled_cycles(layer) + 100 for layer in hardware)
+    board = Scoreboard(expected, len(hardware))
+    await _reset(dut)
+    await _stream(dut, images.transpose(0, 2, 3, 1).reshape(len(images), -1), board, cfg["stall"], rng, limit)
+    result = board.result(dut, [layer.name for layer in hardware])
     cfg["result"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    assert i_out == n_img * n_out, f"timeout: {i_out} of {n_img * n_out} logits after {limit} cycles"
-    assert mismatches == 0, f"{mismatches} logits differ from the golden model; first: {first_bad}"
+    assert board.done, f"timeout: {board.compared} of {expected.size} logits after {limit} cycles"
+    assert board.mismatches == 0, f"{board.mismatches} logits differ from the golden model; first: {board.first_bad}"
