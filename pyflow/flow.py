@@ -296,10 +296,13 @@ def run_flow(config: FlowConfig, run_dir: str | Path, start: str | None = None, 
 
 
 def headline(run_dir: Path) -> str:
-    """The few numbers a user looks at first, from the written report."""
-    from pyflow.report.write import headline_lines
+    """The report's path and the few numbers a user looks at first, from the written report."""
+    from pyflow.report.write import headline as report_headline
 
-    return "\n".join([f"report: {run_dir / 'report' / 'report.html'}", *headline_lines(run_dir)])
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    views = ", ".join(f"{view} {doc['status']}" for view, doc in report["verification"]["views"].items())
+    return (f"report: {run_dir / 'report' / 'report.html'}\n  bit-exact vs golden: {views}\n"
+            f"  {report_headline(report)}")
 
 
 def register(commands: Any) -> None:
