@@ -1,15 +1,22 @@
 `timescale 1ns / 1ps
-// Ping-pong feature-map buffer between two layers: two banks of DEPTH elements of BITS bits, a
-// register file (fine for digits-sized networks; large maps would want block RAM banks). The producer
-// fills bank wr_bank (WR_LANES masked elements per cycle from wr_base) and pulses wr_done; the consumer
-// reads RD_LANES consecutive elements from rd_base of bank rd_bank (combinational) and pulses rd_done.
-// So layer i writes image n while layer i+1 reads image n-1.
+// Ping-pong feature-map buffer between two layers: two banks (images) of elements of BITS bits.
+// The producer fills bank wr_bank (WR_LANES masked consecutive elements per cycle from wr_base) and
+// pulses wr_done; the consumer reads RD_LANES consecutive elements from rd_base of bank rd_bank
+// (combinational) and pulses rd_done. So layer i writes image n while layer i+1 reads image n-1.
+//
+// Storage is lane-interleaved: element e lives in lane memory e mod L at row e / L, L = 2^LB >= both
+// lane counts. Any run of <= L consecutive elements touches each lane memory at most once, so every lane
+// memory has one write port and one read port (distributed or block RAM) and the lanes are routed by
+// two rotators instead of DEPTH-wide multiplexers. Rows are {image bank, e / L}.
 module pf_fmap_buf #(
-    parameter DEPTH = 64,
     parameter BITS = 8,
     parameter WR_LANES = 1,
     parameter RD_LANES = 1,
-    parameter AW = 6  // local address width, >= clog2(DEPTH)
+    parameter AW = 6,  // element address width, >= clog2(DEPTH)
+    parameter LB = 0,  // log2 of the lane memories, 2^LB >= max(WR_LANES, RD_LANES)
+    parameter RW = 6,  // row address width: rows of one image, max(1, clog2(ceil(elements / 2^LB)))
+    parameter WR_AB = 0,  // every wr_base is a multiple of 2^WR_AB (<= LB): the write rotator only
+    parameter RD_AB = 0   // turns by those steps; likewise rd_base and 2^RD_AB
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -26,8 +33,8 @@ module pf_fmap_buf #(
     output wire [RD_LANES*BITS-1:0] rd_data,
     input  wire                     rd_done
 );
-    reg [BITS-1:0] mem0 [0:DEPTH-1];
-    reg [BITS-1:0] mem1 [0:DEPTH-1];
+    localparam L = 1 << LB;
+
     reg [1:0] full;
     reg wr_bank, rd_bank;
 
@@ -51,22 +58,50 @@ module pf_fmap_buf #(
         end
     end
 
-    genvar i;
+    // Element address -> (row, lane offset); a lane left of the offset is on the next row.
+    localparam IW = LB > 0 ? LB : 1;
+    wire [31:0] wr_addr = {{(32-AW){1'b0}}, wr_base};
+    wire [31:0] rd_addr = {{(32-AW){1'b0}}, rd_base};
+    wire [31:0] wr_row = wr_addr >> LB;
+    wire [31:0] rd_row = rd_addr >> LB;
+    wire [31:0] wr_off = wr_addr & (L - (1 << WR_AB));
+    wire [31:0] rd_off = rd_addr & (L - (1 << RD_AB));
+
+    // The write lanes padded to L (a lane beyond WR_LANES is never enabled).
+    wire [L*BITS-1:0] wr_lanes_data;
+    wire [L-1:0]      wr_lanes_mask;
+    wire [L*BITS-1:0] lane_q;  // what every lane memory reads
     generate
-        for (i = 0; i < WR_LANES; i = i + 1) begin : g_wr
-            wire [31:0] sum = {{(32-AW){1'b0}}, wr_base} + i;
-            wire [AW-1:0] addr = sum[AW-1:0];
-            wire unused_sum = &{1'b0, sum[31:AW], 1'b0};
-            always @(posedge clk) begin
-                if (wr_en && wr_mask[i] && !wr_bank) mem0[addr] <= wr_data[i*BITS +: BITS];
-                if (wr_en && wr_mask[i] && wr_bank) mem1[addr] <= wr_data[i*BITS +: BITS];
-            end
+        if (L > WR_LANES) begin : g_pad
+            assign wr_lanes_data = {{((L-WR_LANES)*BITS){1'b0}}, wr_data};
+            assign wr_lanes_mask = {{(L-WR_LANES){1'b0}}, wr_mask};
+        end else begin : g_full
+            assign wr_lanes_data = wr_data;
+            assign wr_lanes_mask = wr_mask;
         end
-        for (i = 0; i < RD_LANES; i = i + 1) begin : g_rd
-            wire [31:0] sum = {{(32-AW){1'b0}}, rd_base} + i;
-            wire [AW-1:0] addr = sum[AW-1:0];
-            wire unused_sum = &{1'b0, sum[31:AW], 1'b0};
-            assign rd_data[i*BITS +: BITS] = rd_bank ? mem1[addr] : mem0[addr];
+    endgenerate
+
+    genvar k;
+    generate
+        for (k = 0; k < L; k = k + 1) begin : g_lane
+            reg [BITS-1:0] mem [0:(2<<RW)-1];
+            // write: lane memory k takes input lane (k - offset) mod L
+            wire [31:0] w_lane = (k - wr_off) & (L - 1);
+            wire [IW-1:0] wi = w_lane[IW-1:0];
+            wire [31:0] w_row = wr_row + (k < wr_off ? 32'd1 : 32'd0);
+            always @(posedge clk)
+                if (wr_en && wr_lanes_mask[wi]) mem[{wr_bank, w_row[RW-1:0]}] <= wr_lanes_data[wi*BITS +: BITS];
+            // read: row of lane memory k for this offset
+            wire [31:0] r_row = rd_row + (k < rd_off ? 32'd1 : 32'd0);
+            assign lane_q[k*BITS +: BITS] = mem[{rd_bank, r_row[RW-1:0]}];
+            wire unused = &{1'b0, w_lane[31:IW], w_row[31:RW], r_row[31:RW], 1'b0};
+        end
+        // output lane k = lane memory (k + offset) mod L: a rotator
+        for (k = 0; k < RD_LANES; k = k + 1) begin : g_rot
+            wire [31:0] src = (k + rd_off) & (L - 1);
+            wire [IW-1:0] si = src[IW-1:0];
+            assign rd_data[k*BITS +: BITS] = lane_q[si*BITS +: BITS];
+            wire unused = &{1'b0, src[31:IW], 1'b0};
         end
     endgenerate
 endmodule

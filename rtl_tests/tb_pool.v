@@ -17,7 +17,9 @@ module tb_pool #(
     parameter B = 0,
     parameter SHIFT = 0,
     parameter IN_AW = 7,
-    parameter OUT_AW = 5
+    parameter OUT_AW = 5,
+    parameter LB = 2,  // input buffer lane memories (pyflow.codegen.rtl.lane_banks)
+    parameter RW = 4
 ) (
     input  wire                clk,
     input  wire                rst,
@@ -36,7 +38,7 @@ module tb_pool #(
     wire [C*BITS-1:0] rd_data;
     wire [C-1:0] wr_mask;
     wire [31:0] busy;
-    pf_fmap_buf #(.DEPTH(H_IN * W_IN * C), .BITS(BITS), .WR_LANES(1), .RD_LANES(C), .AW(IN_AW)) u_buf (
+    pf_fmap_buf #(.BITS(BITS), .WR_LANES(1), .RD_LANES(C), .AW(IN_AW), .LB(LB), .RW(RW)) u_buf (
         .clk(clk), .rst(rst), .wr_free(wr_free), .wr_en(in_en), .wr_base(in_addr), .wr_mask(1'b1),
         .wr_data(in_data), .wr_done(in_done), .rd_full(rd_full), .rd_base(rd_base), .rd_data(rd_data),
         .rd_done(rd_done));

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyflow.codegen.context import project_root
+from pyflow.codegen.rtl import lane_banks
 from pyflow.sim.cycles import tree_latency
 
 LIBRARY = project_root() / "rtl_templates"
@@ -84,6 +85,7 @@ def test_pooling_against_numpy(c, size, k, s, is_max, bits, tmp_path):
     params = {"C": c, "H_IN": size, "W_IN": size, "H_OUT": out, "W_OUT": out, "KERNEL": k, "STRIDE": s,
               "BITS": bits, "IS_MAX": is_max, "SUM_BITS": sum_bits, "RQ_W": sum_bits + 18, "M": 1400 + 37 * c,
               "B": -300 * c, "SHIFT": 12, "IN_AW": clog2(size * size * c), "OUT_AW": max(1, clog2(out * out * c))}
+    params["LB"], params["RW"] = lane_banks(size * size * c, c)
     assert run_unit("tb_pool", "pool", params, tmp_path) == 0
 
 
@@ -93,7 +95,7 @@ def test_pooling_against_numpy(c, size, k, s, is_max, bits, tmp_path):
                                "IS_OUTPUT": 0}),
     ("tb_pool", "pool", {"C": 2, "H_IN": 4, "W_IN": 4, "H_OUT": 2, "W_OUT": 2, "KERNEL": 2, "STRIDE": 2, "BITS": 8,
                          "IS_MAX": 1, "SUM_BITS": 10, "RQ_W": 28, "M": 1, "B": 0, "SHIFT": 0, "IN_AW": 5,
-                         "OUT_AW": 3}),
+                         "OUT_AW": 3, "LB": 1, "RW": 4}),
 ])
 def test_unit_benches_fail_on_one_wrong_expected_value(top, testcase, params, tmp_path):
     assert run_unit(top, testcase, params, tmp_path, corrupt=True) == 1
@@ -121,8 +123,8 @@ def test_yosys_dsp_count_sees_a_multiplier(tmp_path):
 
 
 @pytest.mark.yosys
-@pytest.mark.slow
 def test_generated_top_synthesizes_and_its_pe_array_has_no_dsp(tmp_path):
+    """The whole generated top: no DSP in the PE array, feature buffers in LUT RAM (not register files)."""
     import json
 
     from test_rtl_cases import VERILATOR_FAST
@@ -137,3 +139,5 @@ def test_generated_top_synthesizes_and_its_pe_array_has_no_dsp(tmp_path):
     assert summary["pe_array_dsp"] == 0
     assert summary["cells"]["LUT"] > 0 and summary["cells"]["FF"] > 0
     assert summary["part_family"] == "xilinx (synth_xilinx -noiopad)"
+    assert any(cell.startswith(("RAM32M", "RAM64M")) for cell in summary["raw_cell_types"])
+    assert summary["cells"]["FF"] < 10_000

@@ -12,6 +12,7 @@ Every number the top needs is computed here, once, into the per-layer dict of
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,39 @@ def buffer_depth(layer: MatrixLayer | PoolLayer) -> int:
     return h * w * in_channels_stored(layer)
 
 
+def lane_banks(depth: int, lanes: int) -> tuple[int, int]:
+    """A feature buffer's lane memories: log2 of their count (>= the widest access) and their row width."""
+    lb = clog2(lanes)
+    return lb, addr_bits(-(-depth // (1 << lb)))
+
+
+def alignment_bits(steps: list[int], lb: int) -> int:
+    """log2 of the power of two dividing every access base ``Σ i·step`` (at most ``lb``).
+
+    ``steps`` are the address steps of an engine's loops; a loop of one iteration contributes 0.
+    """
+    common = math.gcd(*steps)
+    return lb if common == 0 else min(lb, (common & -common).bit_length() - 1)
+
+
+def write_steps(layer: MatrixLayer | PoolLayer, stride: int) -> list[int]:
+    """Address steps of a layer's writes into its consumer's buffer: pixels, then (matrix) output folds."""
+    pixels = layer.out_shape[1] * layer.out_shape[2]
+    steps = [stride if pixels > 1 else 0]
+    if isinstance(layer, MatrixLayer):
+        steps.append(layer.pe if layer.out_folds > 1 else 0)
+    return steps
+
+
+def read_steps(layer: MatrixLayer | PoolLayer) -> list[int]:
+    """Address steps of a layer's reads from its input buffer: input pixels, then (matrix) SIMD chunks."""
+    _, h, w = layer.in_shape
+    steps = [in_channels_stored(layer) if h * w > 1 else 0]
+    if isinstance(layer, MatrixLayer):
+        steps.append(layer.simd if layer.chunks > 1 else 0)
+    return steps
+
+
 def out_stride(layer: MatrixLayer | PoolLayer, consumer: MatrixLayer | PoolLayer | None) -> int:
     """Elements between two output pixels in the consumer's buffer (a flatten in between packs them)."""
     channels = layer.out_shape[0]
@@ -115,12 +149,20 @@ def rtl_context(network: Network) -> dict[str, Any]:
         out_depth = buffer_depth(consumer) if consumer else _logits(network)
         build = _rtl_matrix if isinstance(layer, MatrixLayer) else _rtl_pool
         rtl = build(layer, consumer, out_depth)
+        producer = hardware[position - 1] if position else None
+        lb, rw = lane_banks(buffer_depth(layer), max(write_lanes(producer) if producer else 1, read_lanes(layer)))
+        # the input stream writes element by element (one lane: any offset)
+        wr_steps = write_steps(producer, layers[position - 1]["rtl"]["out_stride"]) if producer else [1]
         rtl.update(position=position, in_depth=buffer_depth(layer), in_aw=addr_bits(buffer_depth(layer)),
-                   rd_lanes=read_lanes(layer), in_stored=in_channels_stored(layer))
+                   rd_lanes=read_lanes(layer), in_lb=lb, in_rw=rw, in_wr_ab=alignment_bits(wr_steps, lb),
+                   in_rd_ab=alignment_bits(read_steps(layer), lb), in_stored=in_channels_stored(layer))
         layers.append({**by_name[layer.name], "rtl": rtl})
     logits = _logits(network)
+    logit_lb, logit_rw = lane_banks(logits, write_lanes(hardware[-1]))
+    logit_wr_ab = alignment_bits(write_steps(hardware[-1], layers[-1]["rtl"]["out_stride"]), logit_lb)
     first = hardware[0]
     context.update(top=TOP, engines=layers, n_engines=len(layers), logits=logits, logit_aw=addr_bits(logits),
+                   logit_lb=logit_lb, logit_rw=logit_rw, logit_wr_ab=logit_wr_ab,
                    in_stored=in_channels_stored(first), m_bits=M_BITS)
     return context
 

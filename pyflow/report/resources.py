@@ -9,14 +9,11 @@ uses (``pyflow.codegen.rtl.rtl_context``):
   ``acc·m`` and ``b`` registered at ``RQ_W`` bits);
 * the ROMs: tile words (``n_kept + 1`` × ``2·PE·SIMD``), decoded index (``n_kept + 1`` × 48), row
   pointers and requant parameters (``out_folds + 1`` rows) — BRAM when large, LUT ROM when small;
-* ``pf_fmap_buf``: two register-file banks of ``DEPTH × BITS`` (flip-flops) read ``RD_LANES`` elements at a
-  time through multiplexers;
+* ``pf_fmap_buf``: ``2^LB`` lane memories of two image banks each — LUT RAM (RAM32M: 32 rows × 6 bits
+  in 4 LUTs) — and two rotators that turn only by the accesses' alignment steps;
 * per engine a fixed control cost (walker counters, the 32-bit cycle/busy counters, handshakes).
 
-Yosys measures the real netlist (``yosys.json``); the report prints the two side by side. Calibration
-point (Yosys 0.23 ``synth_xilinx -noiopad``, random "conv8k3p1 maxpool2 conv16k3p1 linear10" at PE = SIMD = 4
-on 1×8×8): modelled 126,880 LUT / 21,958 FF / 12 DSP, measured 95,134 LUT (+96 RAM64M) / 17,450 FF / 12 DSP —
-the register-file feature buffers are ~95 % of the LUTs.
+Yosys measures the real netlist (``yosys.json``); the report prints the two side by side.
 """
 
 from __future__ import annotations
@@ -36,7 +33,8 @@ PE_ARRAY_SHARE = 0.6  # share of the board's LUTs the folding may give to PE lan
 MATRIX_CONTROL = (300, 400)  # (LUT, FF) of the walker, counters and handshakes of one matrix engine
 POOL_CONTROL = (60, 270)
 STREAM_PORTS = (130, 100)  # pf_stream_in + pf_stream_out
-BUF_READ_LUT, BUF_WRITE_LUT = 0.65, 0.75  # LUTs per stored bit per read lane / per write lane
+LUTRAM_ROWS, LUTRAM_BITS, LUTRAM_LUTS = 32, 6, 4  # RAM32M: 32 rows x 6 bits, one write + one read port
+BUF_CONTROL = (40, 4)  # bank flags and offsets of one pf_fmap_buf
 
 
 @dataclass(frozen=True)
@@ -131,13 +129,16 @@ def pool_estimate(engine: dict[str, Any]) -> Estimate:
     return Estimate(lut, ff, 0.0, channels * dsp_for(sum_bits, M_BITS))
 
 
-def buffer_estimate(depth: int, bits: int, rd_lanes: int, wr_lanes: int) -> Estimate:
-    """A pf_fmap_buf: two register-file banks (flip-flops), per read lane a DEPTH:1 multiplexer and per
-    element a WR_LANES:1 write select. The LUT factors are fitted to Yosys 0.23 synth_xilinx on generated
-    designs (within about ±40 %; a bank Yosys maps to LUT RAM costs far less)."""
-    ff = 2 * depth * bits + 4
-    lut = round(2 * depth * bits * (BUF_READ_LUT * rd_lanes + BUF_WRITE_LUT * wr_lanes)) + 40
-    return Estimate(lut, ff, 0.0, 0)
+def buffer_estimate(rtl_buffer: dict[str, int], bits: int, rd_lanes: int) -> Estimate:
+    """A pf_fmap_buf (``rtl_buffer``: lb, rw, wr_ab, rd_ab as the RTL generator sizes it): per lane memory
+    two banks of ``2^RW`` rows in LUT RAM and a row adder; the rotators are ``2^(LB − AB)``:1 multiplexers,
+    a LUT6 per 4:1."""
+    lanes, rows = 1 << rtl_buffer["lb"], 2 << rtl_buffer["rw"]
+    lutram = lanes * math.ceil(rows / LUTRAM_ROWS) * math.ceil(bits / LUTRAM_BITS) * LUTRAM_LUTS
+    write_mux = lanes * bits * math.ceil((rtl_buffer["lb"] - rtl_buffer["wr_ab"]) / 2)
+    read_mux = rd_lanes * bits * math.ceil((rtl_buffer["lb"] - rtl_buffer["rd_ab"]) / 2)
+    adders = 2 * lanes * rtl_buffer["rw"] if rtl_buffer["lb"] else 0
+    return Estimate(lutram + write_mux + read_mux + adders + BUF_CONTROL[0], BUF_CONTROL[1], 0.0, 0)
 
 
 def engine_estimates(network: Network) -> dict[str, Estimate]:
@@ -150,11 +151,12 @@ def engine_estimates(network: Network) -> dict[str, Estimate]:
     for position, engine in enumerate(engines):
         rtl = engine["rtl"]
         core = matrix_estimate(engine) if rtl["engine"] == "matrix" else pool_estimate(engine)
-        writer = engines[position - 1]["rtl"]["wr_lanes"] if position else 1
-        out[engine["name"]] = core + buffer_estimate(rtl["in_depth"], engine["in_bits"], rtl["rd_lanes"], writer)
+        in_buffer = {key: rtl[f"in_{key}"] for key in ("lb", "rw", "wr_ab", "rd_ab")}
+        out[engine["name"]] = core + buffer_estimate(in_buffer, engine["in_bits"], rtl["rd_lanes"])
     last = engines[-1]["name"]
     ports = Estimate(*STREAM_PORTS, 0.0, 0)
-    out[last] = out[last] + buffer_estimate(context["logits"], 32, 1, engines[-1]["rtl"]["wr_lanes"]) + ports
+    logits = {key: context[f"logit_{key}"] for key in ("lb", "rw", "wr_ab")} | {"rd_ab": 0}
+    out[last] = out[last] + buffer_estimate(logits, 32, 1) + ports
     return out
 
 

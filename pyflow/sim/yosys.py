@@ -21,6 +21,9 @@ FF_PREFIXES = ("FD",)
 LUT_PREFIXES = ("LUT",)
 CARRY_PREFIXES = ("CARRY", "MUXCY", "XORCY")
 DSP_PREFIXES = ("DSP",)
+# LUTs used as memory (distributed RAM, shift registers) count against the LUT budget.
+LUTS_PER_MEMORY_CELL = {"RAM32M": 4, "RAM64M": 4, "RAM128X1D": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM32X1S": 1,
+                        "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1, "SRLC32E": 1}
 
 
 def script(sources: list[Path], top: str, parameters: dict[str, int] | None = None,
@@ -51,12 +54,14 @@ def _count(cells: dict[str, int], prefixes: tuple[str, ...]) -> int:
 
 
 def summarize(stat: dict[str, Any], top: str, pe_dsp: int) -> dict[str, Any]:
+    """Cells by resource; ``LUT`` counts logic LUTs plus the LUTs of LUT RAM and shift registers."""
     cells = {key: int(value) for key, value in stat["design"].get("num_cells_by_type", {}).items()}
+    lut_memory = sum(LUTS_PER_MEMORY_CELL.get(cell, 0) * count for cell, count in cells.items())
     bram = sum(count for cell, count in cells.items() if cell.startswith("RAMB36")) + \
         0.5 * sum(count for cell, count in cells.items() if cell.startswith("RAMB18"))
     return {
         "yosys_version": yosys_version(), "top": top, "part_family": PART_FAMILY,
-        "cells": {"LUT": _count(cells, LUT_PREFIXES), "FF": _count(cells, FF_PREFIXES),
+        "cells": {"LUT": _count(cells, LUT_PREFIXES) + lut_memory, "FF": _count(cells, FF_PREFIXES),
                   "CARRY": _count(cells, CARRY_PREFIXES), "BRAM36": bram, "DSP": _count(cells, DSP_PREFIXES)},
         "pe_array_dsp": pe_dsp, "raw_cell_types": dict(sorted(cells.items())),
     }
