@@ -148,7 +148,7 @@ def engine_estimates(network: Network) -> dict[str, Estimate]:
 
     context = rtl_context(network)
     engines, out = context["engines"], {}
-    for position, engine in enumerate(engines):
+    for engine in engines:
         rtl = engine["rtl"]
         core = matrix_estimate(engine) if rtl["engine"] == "matrix" else pool_estimate(engine)
         in_buffer = {key: rtl[f"in_{key}"] for key in ("lb", "rw", "wr_ab", "rd_ab")}
