@@ -77,7 +77,7 @@ def run_yosys(sources: list[Path], top: str, workdir: Path, parameters: dict[str
 
     require("yosys")
     stat_file = workdir / "yosys_stat.json"
-    (workdir / "synth.ys").write_text(script(sources, top, parameters, counted))
+    (workdir / "synth.ys").write_text(script([path.resolve() for path in sources], top, parameters, counted))
     result = subprocess.run(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir, capture_output=True,
                             text=True, check=False)
     if result.returncode != 0 or not stat_file.is_file():

@@ -1,0 +1,129 @@
+"""`pyflow run`: the flow YAML's one-line errors, stage skipping, and bad input leaving nothing behind."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyflow.errors import PyflowError
+from pyflow.flow import load_flow, run_flow
+
+TINY = """name: tiny
+model: digits-cnn
+data: digits
+board: pynq-z2
+seed: 0
+train_epochs: 1
+folding: auto
+compress: {keep_tiles: 0.5, penalty: wpc, ternary_epochs: 1, finetune_epochs: 1}
+verify: {csim_vectors: 3, sim_vectors: 3, simulators: [icarus]}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "flow.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def pyflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pyflow", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t + "colour: red\n", r"unknown field 'colour'"),
+    (lambda t: t.replace("board: pynq-z2", "board: nexys"), r"unknown board 'nexys'"),
+    (lambda t: t.replace("penalty: wpc", "penalty: l7"), r"compress: .*penalty.*l7"),
+    (lambda t: t.replace("keep_tiles: 0.5", "keep_tiles: 2"), r"compress: .*keep_tiles.*2"),
+    (lambda t: t.replace("compress: {", "compress: {bogus: 1, "), r"compress: .*bogus"),
+    (lambda t: t.replace("[icarus]", "[modelsim]"), r"verify.simulators"),
+    (lambda t: t.replace("csim_vectors: 3", "csim_vectors: 0"), r"verify.csim_vectors: must be an integer >= 1"),
+    (lambda t: t.replace("folding: auto", "folding: fast"), r"folding: expected auto, uniform or a mapping"),
+    (lambda t: t.replace("name: tiny\n", ""), r"missing field 'name'"),
+])
+def test_flow_yaml_errors(tmp_path, edit, message):
+    path = write(tmp_path, edit(TINY))
+    with pytest.raises(PyflowError, match=message) as info:
+        load_flow(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_bad_yaml_exits_nonzero_and_writes_nothing(tmp_path):
+    write(tmp_path, TINY + "colour: red\n")
+    result = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "pyflow: error: flow.yaml: unknown field 'colour'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_foreign_out_folder_is_refused(tmp_path):
+    write(tmp_path, TINY)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    result = pyflow("run", "flow.yaml", "--out", "mine", cwd=tmp_path)
+    assert result.returncode == 2 and "exists and is not a pyflow output folder" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["thesis.tex"]
+
+
+def test_corrupt_checkpoint(tmp_path):
+    (tmp_path / "weights.pt").write_bytes(b"\x80\x02 definitely not a checkpoint")
+    write(tmp_path, TINY.replace("train_epochs: 1", "train_epochs: 1\ncheckpoint: weights.pt"))
+    result = pyflow("run", "flow.yaml", "--out", "run", "--to", "compress", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("pyflow: error: ")
+    assert "weights.pt" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_unsupported_layer_is_named(tmp_path):
+    (tmp_path / "mynet.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 3)\n"
+        "        self.fc = nn.Linear(144, 10)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(torch.flatten(torch.sigmoid(self.conv(x)), 1))\n")
+    write(tmp_path, TINY.replace("model: digits-cnn", "model: mynet.py:Net"))
+    result = pyflow("run", "flow.yaml", "--out", "run", "--to", "fold", cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pyflow: error: ") and "sigmoid" in last
+    assert not (tmp_path / "run" / "fold").exists()
+
+
+def test_from_needs_earlier_stages(tmp_path):
+    with pytest.raises(PyflowError, match=r"stage 'train' has no up-to-date result .*run without --from first"):
+        run_flow(load_flow(write(tmp_path, TINY)), tmp_path / "run", start="compress")
+
+
+def test_unknown_stage(tmp_path):
+    with pytest.raises(PyflowError, match=r"--to: unknown stage 'deploy'"):
+        run_flow(load_flow(write(tmp_path, TINY)), tmp_path / "run", stop="deploy")
+
+
+@pytest.mark.rtl
+@pytest.mark.csim
+def test_tiny_flow_end_to_end_then_skips(tmp_path):
+    """Every stage runs and is bit-exact; a second run skips all; a changed verify setting reruns only csim+report."""
+    write(tmp_path, TINY)
+    first = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "run"
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert report["verification"]["views"]["csim"]["status"] == "passed"
+    assert report["verification"]["views"]["icarus"]["status"] == "passed"
+    assert report["verification"]["views"]["verilator"]["status"] == "not run"
+    assert "report.html" in first.stdout
+    second = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
+    assert second.returncode == 0
+    assert second.stderr.count("up to date, skipped") == 9
+    write(tmp_path, TINY.replace("csim_vectors: 3", "csim_vectors: 4"))
+    third = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    rerun = [line.split("]")[1].split()[0] for line in third.stderr.splitlines() if line.endswith("…")]
+    assert rerun == ["csim", "report"]
+    assert json.loads((run / "hls" / "csim.json").read_text())["vectors"] == 4
