@@ -118,3 +118,13 @@ def test_project_makefile_runs_the_bench(network, tmp_path):
     summary = json.loads((project / "sim_icarus.json").read_text())
     assert summary["bit_exact"] and summary["vectors"] == 2
     assert main(["sim", str(tmp_path / "both"), "--sim", "icarus", "--vectors", "1"]) == 0  # parent folder
+
+
+def test_a_relative_project_folder_resolves(network, tmp_path, monkeypatch):
+    """Verilator and Yosys run inside the project: a relative OUT must reach them absolute."""
+    from pyflow.sim.rtl import project_dir
+
+    generate(network, None, tmp_path / "run" / "rtl")
+    monkeypatch.chdir(tmp_path)
+    assert project_dir("run") == (tmp_path / "run" / "rtl").resolve()
+    assert project_dir(Path("run") / "rtl").is_absolute()

@@ -42,7 +42,7 @@ def project_dir(folder: str | Path) -> Path:
     folder = Path(folder)
     for candidate in (folder, folder / "rtl"):
         if (candidate / "verilog" / f"{TOP}.v").is_file() and (candidate / "ir").is_dir():
-            return candidate
+            return candidate.resolve()  # simulators and Yosys run in other folders
     raise PyflowError(f"{folder}: not an RTL project (no verilog/{TOP}.v and ir/; "
                       "write one with `pyflow generate IR --backend rtl --out OUT`)")
 
