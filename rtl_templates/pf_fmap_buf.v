@@ -12,7 +12,7 @@ module pf_fmap_buf #(
     parameter BITS = 8,
     parameter WR_LANES = 1,
     parameter RD_LANES = 1,
-    parameter AW = 6,  // element address width, >= clog2(DEPTH)
+    parameter AW = 6,  // element address width, >= clog2(elements of one image)
     parameter LB = 0,  // log2 of the lane memories, 2^LB >= max(WR_LANES, RD_LANES)
     parameter RW = 6,  // row address width: rows of one image, max(1, clog2(ceil(elements / 2^LB)))
     parameter WR_AB = 0,  // every wr_base is a multiple of 2^WR_AB (<= LB): the write rotator only

@@ -22,7 +22,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium); `make install` installs it")
+        pytest.fail("chromium is not installed (apt-get install -y chromium); `make install` installs it")
     return path
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pyflow.cli import main
-from pyflow.codegen.rtl import IDX_FIELD_BITS, generate, rq_bits
+from pyflow.codegen.rtl import IDX_FIELD_BITS, alignment_bits, generate, lane_banks, rq_bits
 from pyflow.errors import PyflowError
 from pyflow.ir import M_BITS, load, random_network, save
 from pyflow.ir.model import MatrixLayer
@@ -128,3 +128,22 @@ def test_a_relative_project_folder_resolves(network, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert project_dir("run") == (tmp_path / "run" / "rtl").resolve()
     assert project_dir(Path("run") / "rtl").is_absolute()
+
+
+@pytest.mark.parametrize("steps,lb,expected", [
+    ([32, 16], 5, 4),   # conv writes: pixel stride 32, output folds of PE 16
+    ([12, 8], 4, 2),    # a stride of 12 only guarantees multiples of 4
+    ([0, 0], 3, 3),     # one pixel, one fold: every access at offset 0
+    ([0, 2], 5, 1),     # a flattened input read 2 lanes at a time
+    ([1], 0, 0),        # the input stream, element by element
+    ([64], 3, 3),       # never more than the lane memories
+])
+def test_feature_buffer_alignment(steps, lb, expected):
+    assert alignment_bits(steps, lb) == expected
+
+
+def test_feature_buffer_lane_memories():
+    assert lane_banks(1024, 16) == (4, 6)   # 16 lane memories of 64 rows
+    assert lane_banks(128, 32) == (5, 2)
+    assert lane_banks(10, 1) == (0, 4)
+    assert lane_banks(3, 4) == (2, 1)       # one row still needs a 1-bit row address
