@@ -63,7 +63,7 @@ def test_ternary_codes_alpha_and_threshold_init():
     centred = w - w.mean()
     expected = torch.sign(centred) * (centred.abs() > layer.delta.detach())
     assert (layer.codes().float() == expected).all()
-    z = float(layer.delta / layer.sigma())
+    z = float(layer.delta.detach() / layer.sigma())
     tail = float(layer.sigma()) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi) / (0.5 * math.erfc(z / math.sqrt(2)))
     assert math.isclose(float(layer.alpha()), tail, rel_tol=1e-5)
     assert torch.allclose(layer.effective_weight(), float(layer.alpha()) * expected, atol=1e-6)
