@@ -321,7 +321,7 @@ def test_cli_prints_summary(tmp_path, capsys):
     make_run(tmp_path / "run")
     assert main(["report", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "zcu104 at 200 MHz: bit-exact in every view" in out and "images/s (measured, verilator)" in out
+    assert "zcu104 at 200 MHz: bit-exact in every view" in out and "cycles latency (measured, verilator)" in out
     assert {p.name for p in (tmp_path / "run" / "report").iterdir()} == {
         ".pyflow", "report.json", "report.md", "report.html"}
 

@@ -212,16 +212,20 @@ def tables(report: dict[str, Any]) -> list[Table]:
 
 
 def headline(report: dict[str, Any]) -> str:
-    """One line: board, bit-exactness, throughput, balance, tile skipping, accuracy, compression."""
+    """One line: board, bit-exactness, throughput and cycles, balance, tile skipping, accuracy, compression."""
     net, board = report["network"], report["board"]
     sim = _primary_sim(report)
-    rate = net["cycles"]["measured"][sim]["images_per_s"] if sim else net["cycles"]["modelled_images_per_s"]
+    cycles = net["cycles"]
+    rate = cycles["measured"][sim]["images_per_s"] if sim else cycles["modelled_images_per_s"]
+    interval = cycles["measured"][sim]["interval_cycles"] if sim else cycles["modelled_interval"]
+    latency = cycles["measured"][sim]["cycles_per_image"] if sim else cycles["modelled_latency"]
     skip = net["utilization"]["tile_skipping"]["measured"][sim] if sim else net["utilization"]["tile_skipping"][
         "modelled"]
     balance = net["utilization"]["balance"]["measured"][sim] if sim else net["utilization"]["balance"]["modelled"]
     where = f"measured, {sim}" if sim else "modelled"
     return (f"{board['name']} at {board['clock_mhz']:g} MHz: {report['verification']['summary']}; "
-            f"{fmt(rate, 'rate')} images/s ({where}); tile skipping {fmt(skip, 'pct')}, pipeline balance "
+            f"{fmt(rate, 'rate')} images/s, {fmt(interval)} cycles interval, {fmt(latency)} cycles latency "
+            f"({where}); tile skipping {fmt(skip, 'pct')}, pipeline balance "
             f"{fmt(balance, 'pct')} ({where}); lane fill {fmt(net['utilization']['lane_fill'], 'pct')} (measured); "
             f"accuracy {fmt(net['accuracy'], 'pct')} (measured); "
             f"compression {fmt(net['compression']['weights_only'], 'x')} weights only (measured)")
