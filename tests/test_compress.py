@@ -77,7 +77,7 @@ def test_threshold_clamped_to_three_sigma():
     with torch.no_grad():
         layer.delta.fill_(10.0)
     layer.clamp_threshold()
-    assert math.isclose(float(layer.delta), 3 * float(layer.sigma()), rel_tol=1e-6)
+    assert math.isclose(float(layer.delta.detach()), 3 * float(layer.sigma()), rel_tol=1e-6)
 
 
 def test_straight_through_gradient_and_threshold_gradient():
