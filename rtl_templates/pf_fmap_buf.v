@@ -1,8 +1,9 @@
 `timescale 1ns / 1ps
 // Ping-pong feature-map buffer between two layers: two banks (images) of elements of BITS bits.
 // The producer fills bank wr_bank (WR_LANES masked consecutive elements per cycle from wr_base) and
-// pulses wr_done; the consumer reads RD_LANES consecutive elements from rd_base of bank rd_bank
-// (combinational) and pulses rd_done. So layer i writes image n while layer i+1 reads image n-1.
+// pulses wr_done; the consumer reads RD_LANES consecutive elements from rd_base of bank rd_bank and
+// pulses rd_done. So layer i writes image n while layer i+1 reads image n-1. With REG_READ the read is
+// registered (rd_data one cycle after rd_base: block RAM can hold the lanes); without, combinational.
 //
 // Storage is lane-interleaved: element e lives in lane memory e mod L at row e / L, L = 2^LB >= both
 // lane counts. Any run of <= L consecutive elements touches each lane memory at most once, so every lane
@@ -16,7 +17,8 @@ module pf_fmap_buf #(
     parameter LB = 0,  // log2 of the lane memories, 2^LB >= max(WR_LANES, RD_LANES)
     parameter RW = 6,  // row address width: rows of one image, max(1, clog2(ceil(elements / 2^LB)))
     parameter WR_AB = 0,  // every wr_base is a multiple of 2^WR_AB (<= LB): the write rotator only
-    parameter RD_AB = 0   // turns by those steps; likewise rd_base and 2^RD_AB
+    parameter RD_AB = 0,  // turns by those steps; likewise rd_base and 2^RD_AB
+    parameter REG_READ = 1
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -71,6 +73,7 @@ module pf_fmap_buf #(
     wire [L*BITS-1:0] wr_lanes_data;
     wire [L-1:0]      wr_lanes_mask;
     wire [L*BITS-1:0] lane_q;  // what every lane memory reads
+    wire [31:0]       q_off;   // the lane offset lane_q belongs to
     generate
         if (L > WR_LANES) begin : g_pad
             assign wr_lanes_data = {{((L-WR_LANES)*BITS){1'b0}}, wr_data};
@@ -93,12 +96,25 @@ module pf_fmap_buf #(
                 if (wr_en && wr_lanes_mask[wi]) mem[{wr_bank, w_row[RW-1:0]}] <= wr_lanes_data[wi*BITS +: BITS];
             // read: row of lane memory k for this offset
             wire [31:0] r_row = rd_row + (k < rd_off ? 32'd1 : 32'd0);
-            assign lane_q[k*BITS +: BITS] = mem[{rd_bank, r_row[RW-1:0]}];
+            if (REG_READ) begin : g_reg
+                reg [BITS-1:0] q;
+                always @(posedge clk) q <= mem[{rd_bank, r_row[RW-1:0]}];
+                assign lane_q[k*BITS +: BITS] = q;
+            end else begin : g_comb
+                assign lane_q[k*BITS +: BITS] = mem[{rd_bank, r_row[RW-1:0]}];
+            end
             wire unused = &{1'b0, w_lane[31:IW], w_row[31:RW], r_row[31:RW], 1'b0};
         end
-        // output lane k = lane memory (k + offset) mod L: a rotator
+        // output lane k = lane memory (k + offset) mod L: a rotator (by the offset of the read's cycle)
+        if (REG_READ) begin : g_off_reg
+            reg [31:0] off_q;
+            always @(posedge clk) off_q <= rd_off;
+            assign q_off = off_q;
+        end else begin : g_off_comb
+            assign q_off = rd_off;
+        end
         for (k = 0; k < RD_LANES; k = k + 1) begin : g_rot
-            wire [31:0] src = (k + rd_off) & (L - 1);
+            wire [31:0] src = (k + q_off) & (L - 1);
             wire [IW-1:0] si = src[IW-1:0];
             assign rd_data[k*BITS +: BITS] = lane_q[si*BITS +: BITS];
             wire unused = &{1'b0, src[31:IW], 1'b0};

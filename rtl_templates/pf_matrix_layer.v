@@ -181,7 +181,6 @@ module pf_matrix_layer #(
     reg [PW-1:0] fold2;
     reg [31:0] pix2;
     reg [WB-1:0] w2;
-    reg [IN_AW-1:0] addr2;
     always @(posedge clk) begin
         v2 <= v1 && !rst;
         use2 <= real1 && in_range;
@@ -191,9 +190,8 @@ module pf_matrix_layer #(
         fold2 <= fold1;
         pix2 <= pix1;
         w2 <= real1 ? w1 : {WB{1'b0}};
-        addr2 <= in_addr[IN_AW-1:0];
     end
-    assign rd_base = addr2;
+    assign rd_base = in_addr[IN_AW-1:0];  // the buffer's registered read: the word arrives with S2
 
     // ---------------------------------------------------------------- S3: input word
     localparam TAG = 3 + PW + 32;  // {valid, first, last/end, fold, pix} travel beside the PE lanes

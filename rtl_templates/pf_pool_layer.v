@@ -100,16 +100,14 @@ module pf_pool_layer #(
     wire [31:0] in_addr = (iy * W_IN + ix) * C;
     reg v1, first1, last1, end1;
     reg [31:0] pix1;
-    reg [IN_AW-1:0] addr1;
     always @(posedge clk) begin
         v1 <= issuing && !rst;
         first1 <= (ky == 16'd0) && (kx == 16'd0);
         last1 <= window_last;
         end1 <= image_last;
         pix1 <= pix;
-        addr1 <= in_addr[IN_AW-1:0];
     end
-    assign rd_base = addr1;
+    assign rd_base = in_addr[IN_AW-1:0];  // the buffer's registered read: the pixel arrives with S1
 
     // S2: input pixel
     reg v2, first2, last2, end2;

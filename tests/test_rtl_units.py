@@ -141,3 +141,16 @@ def test_generated_top_synthesizes_and_its_pe_array_has_no_dsp(tmp_path):
     assert summary["part_family"] == "xilinx (synth_xilinx -noiopad)"
     assert any(cell.startswith(("RAM32M", "RAM64M")) for cell in summary["raw_cell_types"])
     assert summary["cells"]["FF"] < 10_000
+
+
+@pytest.mark.yosys
+@pytest.mark.slow
+def test_a_large_feature_map_goes_to_block_ram(tmp_path):
+    """32x32x16 elements between conv and pool: the registered lane memories become RAMB18/36."""
+    from pyflow.codegen.rtl import generate
+    from pyflow.ir import random_network
+    from pyflow.sim.yosys import synthesize
+
+    network = random_network("conv16k3p1 maxpool2 linear10", (3, 32, 32), pe=8, simd=4, keep=0.25, seed=0)
+    summary = synthesize(generate(network, None, tmp_path / "p"))
+    assert summary["cells"]["BRAM36"] >= 8 and summary["pe_array_dsp"] == 0

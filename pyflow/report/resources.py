@@ -9,8 +9,8 @@ uses (``pyflow.codegen.rtl.rtl_context``):
   ``acc·m`` and ``b`` registered at ``RQ_W`` bits);
 * the ROMs: tile words (``n_kept + 1`` × ``2·PE·SIMD``), decoded index (``n_kept + 1`` × 48), row
   pointers and requant parameters (``out_folds + 1`` rows) — BRAM when large, LUT ROM when small;
-* ``pf_fmap_buf``: ``2^LB`` lane memories of two image banks each — LUT RAM (RAM32M: 32 rows × 6 bits
-  in 4 LUTs) — and two rotators that turn only by the accesses' alignment steps;
+* ``pf_fmap_buf``: ``2^LB`` lane memories of two image banks each — block RAM when large, else LUT RAM
+  (RAM32M: 32 rows × 6 bits in 4 LUTs) — and two rotators that turn only by the accesses' alignment steps;
 * per engine a fixed control cost (walker counters, the 32-bit cycle/busy counters, handshakes).
 
 Yosys measures the real netlist (``yosys.json``); the report prints the two side by side.
@@ -129,16 +129,20 @@ def pool_estimate(engine: dict[str, Any]) -> Estimate:
     return Estimate(lut, ff, 0.0, channels * dsp_for(sum_bits, M_BITS))
 
 
-def buffer_estimate(rtl_buffer: dict[str, int], bits: int, rd_lanes: int) -> Estimate:
+def buffer_estimate(rtl_buffer: dict[str, int], bits: int, rd_lanes: int, registered: bool = True) -> Estimate:
     """A pf_fmap_buf (``rtl_buffer``: lb, rw, wr_ab, rd_ab as the RTL generator sizes it): per lane memory
-    two banks of ``2^RW`` rows in LUT RAM and a row adder; the rotators are ``2^(LB − AB)``:1 multiplexers,
-    a LUT6 per 4:1."""
+    two banks of ``2^RW`` rows — block RAM when registered and at least ``ROM_IN_LUTS_MAX_BITS`` bits, else
+    LUT RAM — and a row adder; the rotators are ``2^(LB − AB)``:1 multiplexers, a LUT6 per 4:1."""
     lanes, rows = 1 << rtl_buffer["lb"], 2 << rtl_buffer["rw"]
-    lutram = lanes * math.ceil(rows / LUTRAM_ROWS) * math.ceil(bits / LUTRAM_BITS) * LUTRAM_LUTS
+    if registered and rows * bits >= ROM_IN_LUTS_MAX_BITS:
+        memory = Estimate(0, lanes * bits, lanes * bram36_for(rows, bits), 0)
+    else:
+        lutram = lanes * math.ceil(rows / LUTRAM_ROWS) * math.ceil(bits / LUTRAM_BITS) * LUTRAM_LUTS
+        memory = Estimate(lutram, lanes * bits if registered else 0, 0.0, 0)
     write_mux = lanes * bits * math.ceil((rtl_buffer["lb"] - rtl_buffer["wr_ab"]) / 2)
     read_mux = rd_lanes * bits * math.ceil((rtl_buffer["lb"] - rtl_buffer["rd_ab"]) / 2)
     adders = 2 * lanes * rtl_buffer["rw"] if rtl_buffer["lb"] else 0
-    return Estimate(lutram + write_mux + read_mux + adders + BUF_CONTROL[0], BUF_CONTROL[1], 0.0, 0)
+    return memory + Estimate(write_mux + read_mux + adders + BUF_CONTROL[0], BUF_CONTROL[1], 0.0, 0)
 
 
 def engine_estimates(network: Network) -> dict[str, Estimate]:
@@ -156,7 +160,7 @@ def engine_estimates(network: Network) -> dict[str, Estimate]:
     last = engines[-1]["name"]
     ports = Estimate(*STREAM_PORTS, 0.0, 0)
     logits = {key: context[f"logit_{key}"] for key in ("lb", "rw", "wr_ab")} | {"rd_ab": 0}
-    out[last] = out[last] + buffer_estimate(logits, 32, 1) + ports
+    out[last] = out[last] + buffer_estimate(logits, 32, 1, registered=False) + ports
     return out
 
 

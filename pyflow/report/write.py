@@ -163,7 +163,7 @@ def layer_resources_table(report: dict[str, Any]) -> Table:
                  for e in report["layers"])
     return Table("Resources per layer: engine + its input buffer (modelled)",
                  ("layer", "LUT (modelled)", "FF (modelled)", "BRAM36 (modelled)", "DSP (modelled)"), rows,
-                 "the feature buffers are lane-interleaved LUT RAM; the logits buffer and stream ports are "
+                 "the feature buffers are lane-interleaved LUT or block RAM; the logits buffer and stream ports are "
                  "counted with the last layer")
 
 
