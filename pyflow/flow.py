@@ -223,7 +223,7 @@ STAGE_TABLE = {
     "compress": Stage("compress", lambda c: [c.compress, c.seed], _compress,
                       lambda c, r: [r / "checkpoint" / "model.pt"]),
     "export": Stage("export", lambda c: [c.data], _export, lambda c, r: [r / "ir" / "eval.json"]),
-    "generate": Stage("generate", lambda c: [c.board], _generate,
+    "generate": Stage("generate", lambda c: [c.board, _templates_digest()], _generate,
                       lambda c, r: [r / "hls" / MARKER, r / "rtl" / MARKER]),
     "csim": Stage("csim", lambda c: [c.verify.csim_vectors, c.seed], _csim, lambda c, r: [r / "hls" / "csim.json"]),
     "sim": Stage("sim", lambda c: [c.verify.sim_vectors, c.verify.simulators, c.seed], _sim,
@@ -236,6 +236,18 @@ STAGE_TABLE = {
 def _digest(path: str) -> str:
     target = Path(path)
     return hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else "missing"
+
+
+def _templates_digest() -> str:
+    """The HLS and RTL templates and libraries: a changed template regenerates (and re-verifies) the projects."""
+    from pyflow.codegen.context import project_root
+
+    digest = hashlib.sha256()
+    for folder in ("hls_templates", "rtl_templates"):
+        for path in sorted((project_root() / folder).rglob("*")):
+            if path.is_file():
+                digest.update(f"{path.relative_to(project_root())}\n".encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _fingerprint(settings: Any, upstream: list[str]) -> str:

@@ -127,3 +127,17 @@ def test_tiny_flow_end_to_end_then_skips(tmp_path):
     rerun = [line.split("]")[1].split()[0] for line in third.stderr.splitlines() if line.endswith("…")]
     assert rerun == ["csim", "report"]
     assert json.loads((run / "hls" / "csim.json").read_text())["vectors"] == 4
+
+
+def test_a_changed_template_regenerates(tmp_path, monkeypatch):
+    """generate's fingerprint covers hls_templates/ and rtl_templates/, so an edited engine is re-verified."""
+    from pyflow import flow
+
+    for folder in ("hls_templates", "rtl_templates"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "engine.v").write_text("module a; endmodule\n")
+    monkeypatch.setattr("pyflow.codegen.context.project_root", lambda: tmp_path)
+    before = flow._templates_digest()
+    assert flow._templates_digest() == before
+    (tmp_path / "rtl_templates" / "engine.v").write_text("module b; endmodule\n")
+    assert flow._templates_digest() != before
