@@ -43,18 +43,13 @@ def kept_tiles(model: nn.Module) -> str:
 
 def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr: float, batch_size: int,
         extra_loss: Callable[[], torch.Tensor] | None = None, threshold_lr: float = 0.0) -> float:
-    """Train ``epochs`` epochs; weights and thresholds are stepped by two optimizers, one after the other.
-
-    Both learning rates decay on a cosine to 2 %, so the thresholds — and with them the ternary codes and
-    the all-zero tiles — settle in the last epochs instead of still flipping when the model is exported.
-    """
+    """Train ``epochs`` epochs; weights and thresholds are stepped by two optimizers, one after the other."""
     thresholds = [p for n, p in model.named_parameters() if n.endswith("delta")]
     weights = [p for n, p in model.named_parameters() if not n.endswith("delta")]
     opt_w = torch.optim.Adam(weights, lr=lr)
     opt_t = torch.optim.SGD(thresholds, lr=threshold_lr) if thresholds and threshold_lr > 0 else None
     steps = max(1, epochs * -(-len(data.train_x) // batch_size))
-    schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=opt.defaults["lr"] * 0.02)
-                 for opt in (opt_w, opt_t) if opt]
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, steps, eta_min=lr * 0.02)
     generator = np.random.default_rng(seed)
     labels = torch.from_numpy(data.train_y)
     acc = accuracy(model, data.test_x, data.test_y) if epochs == 0 else 0.0
@@ -72,6 +67,7 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
                 opt_t.zero_grad()
             loss.backward()
             opt_w.step()
+            schedule.step()
             if opt_t:
                 for p in thresholds:
                     if p.grad is not None:
@@ -80,8 +76,6 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
                 for layer in model.modules():
                     if isinstance(layer, TernaryMatrix):
                         layer.clamp_threshold()
-            for schedule in schedules:
-                schedule.step()
             total, count = total + float(loss.detach()) * len(index), count + len(index)
         reestimate_batchnorm(model, data.train_x, batch_size)
         acc = accuracy(model, data.test_x, data.test_y)
