@@ -1,4 +1,4 @@
-"""`pyflow run flow.yaml`: every stage, one after the other, each writing its artifact to its own subfolder.
+"""`pyflow run flow.yaml`: every stage in order, each writing its artifact to its own subfolder.
 
     RUN/train/        model.pt, metrics.json       (FP training; absent when the YAML names a checkpoint)
     RUN/fold/         folding.json                 (PE x SIMD per layer, chosen before compression)
@@ -10,16 +10,20 @@
     RUN/run.json      the fingerprint of each finished stage
 
 A stage runs again only when its fingerprint — its own settings plus the fingerprints of the stages it
-reads — differs from the one recorded for its finished artifact.
+reads — differs from the one recorded for its finished artifact. csim, sim and synth only read the
+generated projects, so they run side by side.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,9 @@ DEPENDS = {"train": (), "fold": (), "compress": ("train", "fold"), "export": ("c
            "generate": ("export",), "csim": ("generate",), "sim": ("generate",), "synth": ("generate",),
            "report": ("export", "csim", "sim", "synth")}
 SIMULATORS = ("icarus", "verilator")
+# The verification stages only read the generated projects: they run side by side, one process each
+# (Icarus and Yosys use one core each), so on 2 cores synth adds no wall time to the simulations.
+CONCURRENT = ("csim", "sim", "synth")
 
 
 @dataclass(frozen=True)
@@ -285,7 +292,11 @@ def run_flow(config: FlowConfig, run_dir: str | Path, start: str | None = None, 
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     done: dict[str, str] = state.get("stages", {})
     prints: dict[str, str] = {}
+    pending: list[tuple[int, str, str]] = []  # verification stages waiting to run side by side
     for position, name in enumerate(STAGES, 1):
+        if pending and name not in CONCURRENT:
+            _run_stages(pending, config, run_dir, state_file, done)
+            pending = []
         stage = STAGE_TABLE[name]
         prints[name] = _fingerprint(stage.settings(config), [prints[d] for d in DEPENDS[name]])
         fresh = done.get(name) == prints[name] and all(p.exists() for p in stage.artifacts(config, run_dir))
@@ -296,15 +307,65 @@ def run_flow(config: FlowConfig, run_dir: str | Path, start: str | None = None, 
         if fresh and not force:
             _progress(f"[{position}/{len(STAGES)}] {name}: up to date, skipped")
             continue
-        _progress(f"[{position}/{len(STAGES)}] {name} …")
-        begin = time.perf_counter()
-        done.pop(name, None)
-        _save_state(state_file, config, done)  # a stage that fails leaves no fingerprint behind
-        stage.run(config, run_dir)
-        done[name] = prints[name]
-        _save_state(state_file, config, done)
-        _progress(f"[{position}/{len(STAGES)}] {name}: done in {time.perf_counter() - begin:.1f} s")
+        pending.append((position, name, prints[name]))
+        if name not in CONCURRENT:
+            _run_stages(pending, config, run_dir, state_file, done)
+            pending = []
+    if pending:
+        _run_stages(pending, config, run_dir, state_file, done)
     return run_dir
+
+
+def _run_stages(batch: list[tuple[int, str, str]], config: FlowConfig, run_dir: Path, state_file: Path,
+                done: dict[str, str]) -> None:
+    """Run ``batch`` ((position, name, fingerprint) of each stage); several run side by side, one process each.
+
+    A stage's fingerprint is recorded as soon as it finishes; when one fails, the others still finish and
+    the first failure (in stage order) is raised.
+    """
+    for _, name, _ in batch:
+        done.pop(name, None)
+    _save_state(state_file, config, done)  # a stage that fails leaves no fingerprint behind
+    workers = min(len(batch), _cpus())
+    if workers == 1:
+        for position, name, fingerprint in batch:
+            _progress(f"[{position}/{len(STAGES)}] {name} …")
+            seconds = _timed_stage(name, config, run_dir)
+            _finished(position, name, fingerprint, seconds, config, state_file, done)
+        return
+    for position, name, _ in batch:
+        _progress(f"[{position}/{len(STAGES)}] {name} …")
+    failures: dict[int, Exception] = {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_timed_stage, name, config, run_dir): (position, name, fingerprint)
+                   for position, name, fingerprint in batch}
+        for future in as_completed(futures):
+            position, name, fingerprint = futures[future]
+            try:
+                seconds = future.result()
+            except Exception as exc:  # raised below, once the other stages have finished
+                failures[position] = exc
+                continue
+            _finished(position, name, fingerprint, seconds, config, state_file, done)
+    if failures:
+        raise failures[min(failures)]
+
+
+def _timed_stage(name: str, config: FlowConfig, run_dir: Path) -> float:
+    begin = time.perf_counter()
+    STAGE_TABLE[name].run(config, run_dir)
+    return time.perf_counter() - begin
+
+
+def _finished(position: int, name: str, fingerprint: str, seconds: float, config: FlowConfig, state_file: Path,
+              done: dict[str, str]) -> None:
+    done[name] = fingerprint
+    _save_state(state_file, config, done)
+    _progress(f"[{position}/{len(STAGES)}] {name}: done in {seconds:.1f} s")
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def headline(run_dir: Path) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pyflow import flow
 from pyflow.errors import PyflowError
 from pyflow.flow import load_flow, run_flow
 
@@ -100,6 +101,16 @@ def test_from_needs_earlier_stages(tmp_path):
         run_flow(load_flow(write(tmp_path, TINY)), tmp_path / "run", start="compress")
 
 
+def test_side_by_side_stages_raise_the_first_failure_and_record_none(tmp_path):
+    """csim and synth run in worker processes; a failure comes back as the stage's own one-line error."""
+    config, run = load_flow(write(tmp_path, TINY)), tmp_path / "run"
+    run.mkdir()
+    done = {"csim": "stale", "synth": "stale", "generate": "kept"}
+    with pytest.raises(PyflowError, match=r"hls: not an HLS project"):
+        flow._run_stages([(6, "csim", "new"), (8, "synth", "new")], config, run, run / "run.json", done)
+    assert json.loads((run / "run.json").read_text())["stages"] == {"generate": "kept"}
+
+
 def test_unknown_stage(tmp_path):
     with pytest.raises(PyflowError, match=r"--to: unknown stage 'deploy'"):
         run_flow(load_flow(write(tmp_path, TINY)), tmp_path / "run", stop="deploy")
@@ -118,6 +129,10 @@ def test_tiny_flow_end_to_end_then_skips(tmp_path):
     assert report["verification"]["views"]["icarus"]["status"] == "passed"
     assert report["verification"]["views"]["verilator"]["status"] == "not run"
     assert "report.html" in first.stdout
+    lines = first.stderr.splitlines()
+    if flow._cpus() > 1:  # the verification stages start together
+        csim_done = next(i for i, line in enumerate(lines) if line.startswith("[6/9] csim: done"))
+        assert lines.index("[8/9] synth …") < csim_done
     second = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
     assert second.returncode == 0
     assert second.stderr.count("up to date, skipped") == 9
@@ -131,8 +146,6 @@ def test_tiny_flow_end_to_end_then_skips(tmp_path):
 
 def test_a_changed_template_regenerates(tmp_path, monkeypatch):
     """generate's fingerprint covers hls_templates/ and rtl_templates/, so an edited engine is re-verified."""
-    from pyflow import flow
-
     for folder in ("hls_templates", "rtl_templates"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "engine.v").write_text("module a; endmodule\n")
