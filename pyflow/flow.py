@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class Verify:
     csim_vectors: int = 100
     sim_vectors: int = 100
     simulators: tuple[str, ...] = SIMULATORS
+    # Yosys is stopped after this many seconds (0: no limit). The digits top takes about 2 minutes; a
+    # VGG-sized top ran past 20 minutes and 18 GB, so a large design needs a raised limit, or --to sim.
+    synth_seconds: int = 1800
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,12 @@ def load_flow(path: str | Path) -> FlowConfig:
     verify = Verify(**check_keys(Verify, raw.get("verify", {}), f"{where}: verify"))
     for key in ("csim_vectors", "sim_vectors"):
         integer(getattr(verify, key), f"{where}: verify.{key}", 1)
+    integer(verify.synth_seconds, f"{where}: verify.synth_seconds", 0)
     unknown = [s for s in verify.simulators if s not in SIMULATORS]
     if unknown or not verify.simulators:
         raise PyflowError(f"{where}: verify.simulators: expected a list of {', '.join(SIMULATORS)}, "
                           f"got {verify.simulators!r}")
-    config = FlowConfig(**{**raw, "verify": Verify(verify.csim_vectors, verify.sim_vectors,
-                                                   tuple(verify.simulators))})
+    config = FlowConfig(**{**raw, "verify": replace(verify, simulators=tuple(verify.simulators))})
     integer(config.train_epochs, f"{where}: train_epochs", 0)
     integer(config.seed, f"{where}: seed", 0)
     if not isinstance(config.compress, dict):
@@ -210,9 +213,13 @@ def _sim(config: FlowConfig, run_dir: Path) -> None:
 
 
 def _synth(config: FlowConfig, run_dir: Path) -> None:
-    from pyflow.sim.yosys import synthesize
+    from pyflow.sim.yosys import SynthesisTimeout, synthesize
 
-    cells = synthesize(run_dir / "rtl")["cells"]
+    try:
+        cells = synthesize(run_dir / "rtl", timeout=config.verify.synth_seconds or None)["cells"]
+    except SynthesisTimeout as exc:
+        raise PyflowError(f"{exc}: raise verify.synth_seconds (0: no limit), or run --to sim and then "
+                          f"`pyflow report {run_dir}` for modelled resources only") from None
     _progress("  yosys: " + ", ".join(f"{key} {value}" for key, value in sorted(cells.items())))
 
 

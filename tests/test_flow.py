@@ -42,6 +42,8 @@ def pyflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (lambda t: t.replace("[icarus]", "[modelsim]"), r"verify.simulators"),
     (lambda t: t.replace("csim_vectors: 3", "csim_vectors: 0"), r"verify.csim_vectors: must be an integer >= 1"),
     (lambda t: t.replace("folding: auto", "folding: fast"), r"folding: expected auto, uniform or a mapping"),
+    (lambda t: t.replace("simulators:", "synth_seconds: -1, simulators:"),
+     r"verify.synth_seconds: must be an integer >= 0"),
     (lambda t: t.replace("name: tiny\n", ""), r"missing field 'name'"),
 ])
 def test_flow_yaml_errors(tmp_path, edit, message):
@@ -109,6 +111,19 @@ def test_side_by_side_stages_raise_the_first_failure_and_record_none(tmp_path):
     with pytest.raises(PyflowError, match=r"hls: not an HLS project"):
         flow._run_stages([(6, "csim", "new"), (8, "synth", "new")], config, run, run / "run.json", done)
     assert json.loads((run / "run.json").read_text())["stages"] == {"generate": "kept"}
+
+
+def test_synth_time_limit_says_what_to_do(tmp_path, monkeypatch):
+    from pyflow.sim.yosys import SynthesisTimeout
+
+    def too_slow(rtl_dir, timeout):
+        assert timeout == 1800  # the default limit
+        raise SynthesisTimeout(f"{rtl_dir}: yosys synth_xilinx did not finish within {timeout} s")
+
+    monkeypatch.setattr("pyflow.sim.yosys.synthesize", too_slow)
+    with pytest.raises(PyflowError, match=r"within 1800 s: raise verify.synth_seconds .* or run --to sim and "
+                                          r"then `pyflow report .*run` for modelled resources only"):
+        flow._synth(load_flow(write(tmp_path, TINY)), tmp_path / "run")
 
 
 def test_unknown_stage(tmp_path):

@@ -144,6 +144,19 @@ def test_generated_top_synthesizes_and_its_pe_array_has_no_dsp(tmp_path):
 
 
 @pytest.mark.yosys
+def test_yosys_is_stopped_at_its_time_limit(tmp_path):
+    from test_rtl_cases import VERILATOR_FAST
+
+    from pyflow.codegen.rtl import generate
+    from pyflow.sim.yosys import SynthesisTimeout, synthesize
+
+    project = generate(VERILATOR_FAST.network(), None, tmp_path / "p")
+    with pytest.raises(SynthesisTimeout, match=r"did not finish within 0.2 s \(stopped; see .*yosys.log\)"):
+        synthesize(project, timeout=0.2)
+    assert not (project / "yosys.json").exists()
+
+
+@pytest.mark.yosys
 @pytest.mark.slow
 def test_a_large_feature_map_goes_to_block_ram(tmp_path):
     """32x32x16 elements between conv and pool: the registered lane memories become RAMB18/36."""

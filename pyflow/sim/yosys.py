@@ -67,8 +67,12 @@ def summarize(stat: dict[str, Any], top: str, pe_dsp: int) -> dict[str, Any]:
     }
 
 
+class SynthesisTimeout(PyflowError):
+    """Yosys ran past its time limit and was stopped."""
+
+
 def run_yosys(sources: list[Path], top: str, workdir: Path, parameters: dict[str, int] | None = None,
-              counted: tuple[str, ...] = PE_MODULES) -> tuple[dict[str, Any], int]:
+              counted: tuple[str, ...] = PE_MODULES, timeout: float | None = None) -> tuple[dict[str, Any], int]:
     """Synthesize ``sources`` (cwd ``workdir``: $readmemh paths are relative to it).
 
     Returns the flattened design's `stat -json` and the DSP cells inside the ``counted`` modules.
@@ -78,8 +82,12 @@ def run_yosys(sources: list[Path], top: str, workdir: Path, parameters: dict[str
     require("yosys")
     stat_file = workdir / "yosys_stat.json"
     (workdir / "synth.ys").write_text(script([path.resolve() for path in sources], top, parameters, counted))
-    result = subprocess.run(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir, capture_output=True,
-                            text=True, check=False)
+    try:
+        result = subprocess.run(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
+                                capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthesisTimeout(f"{workdir}: yosys synth_xilinx did not finish within {timeout:g} s "
+                               f"(stopped; see {workdir / 'yosys.log'})") from None
     if result.returncode != 0 or not stat_file.is_file():
         raise PyflowError(f"{workdir}: yosys synth_xilinx failed: {(result.stderr or result.stdout).strip()[:300]}"
                           f" (see {workdir / 'yosys.log'})")
@@ -87,13 +95,13 @@ def run_yosys(sources: list[Path], top: str, workdir: Path, parameters: dict[str
     return json.loads(stat_file.read_text()), int(count.group(1)) if count else 0
 
 
-def synthesize(rtl_dir: str | Path) -> dict[str, Any]:
-    """Synthesize the project's top with Yosys; writes and returns yosys.json."""
+def synthesize(rtl_dir: str | Path, timeout: float | None = None) -> dict[str, Any]:
+    """Synthesize the project's top with Yosys (stopped after ``timeout`` seconds); writes and returns yosys.json."""
     from pyflow.sim.rtl import TOP, project_dir, sources
 
     project = project_dir(rtl_dir)
     start = time.perf_counter()
-    stat, pe_dsp = run_yosys(sources(project), TOP, project / "verilog")
+    stat, pe_dsp = run_yosys(sources(project), TOP, project / "verilog", timeout=timeout)
     summary = summarize(stat, TOP, pe_dsp)
     (project / "yosys.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     summary["_seconds"] = time.perf_counter() - start
