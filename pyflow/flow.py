@@ -22,8 +22,8 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -325,50 +325,57 @@ def run_flow(config: FlowConfig, run_dir: str | Path, start: str | None = None, 
 
 def _run_stages(batch: list[tuple[int, str, str]], config: FlowConfig, run_dir: Path, state_file: Path,
                 done: dict[str, str]) -> None:
-    """Run ``batch`` ((position, name, fingerprint) of each stage); several run side by side, one process each.
+    """Run ``batch`` ((position, name, fingerprint) of each stage) and record each fingerprint as it finishes.
 
-    A stage's fingerprint is recorded as soon as it finishes; when one fails, the others still finish and
-    the first failure (in stage order) is raised.
+    When a stage fails, the others still run to the end; then the first failure (in stage order) is raised.
     """
     for _, name, _ in batch:
         done.pop(name, None)
     _save_state(state_file, config, done)  # a stage that fails leaves no fingerprint behind
+    failures: dict[int, Exception] = {}
+    for (position, name, fingerprint), future in _launch(batch, config, run_dir):
+        try:
+            seconds = future.result()
+        except Exception as exc:  # raised below, once the other stages have finished
+            failures[position] = exc
+            continue
+        done[name] = fingerprint
+        _save_state(state_file, config, done)
+        _progress(f"[{position}/{len(STAGES)}] {name}: done in {seconds:.1f} s")
+    if failures:
+        raise failures[min(failures)]
+
+
+def _launch(batch: list[tuple[int, str, str]], config: FlowConfig,
+            run_dir: Path) -> Iterator[tuple[tuple[int, str, str], Future]]:
+    """Each stage of ``batch`` with its finished future, in the order they finish.
+
+    With more than one stage and more than one core, the stages run side by side in spawned worker
+    processes (the cocotb runner redirects file descriptors and sets environment variables process-wide).
+    """
     workers = min(len(batch), _cpus())
     if workers == 1:
-        for position, name, fingerprint in batch:
-            _progress(f"[{position}/{len(STAGES)}] {name} …")
-            seconds = _timed_stage(name, config, run_dir)
-            _finished(position, name, fingerprint, seconds, config, state_file, done)
+        for entry in batch:
+            _progress(f"[{entry[0]}/{len(STAGES)}] {entry[1]} …")
+            future: Future = Future()
+            try:
+                future.set_result(_timed_stage(entry[1], config, run_dir))
+            except Exception as exc:  # handed to the caller like a worker's failure
+                future.set_exception(exc)
+            yield entry, future
         return
     for position, name, _ in batch:
         _progress(f"[{position}/{len(STAGES)}] {name} …")
-    failures: dict[int, Exception] = {}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_timed_stage, name, config, run_dir): (position, name, fingerprint)
-                   for position, name, fingerprint in batch}
+        futures = {pool.submit(_timed_stage, entry[1], config, run_dir): entry for entry in batch}
         for future in as_completed(futures):
-            position, name, fingerprint = futures[future]
-            try:
-                seconds = future.result()
-            except Exception as exc:  # raised below, once the other stages have finished
-                failures[position] = exc
-                continue
-            _finished(position, name, fingerprint, seconds, config, state_file, done)
-    if failures:
-        raise failures[min(failures)]
+            yield futures[future], future
 
 
 def _timed_stage(name: str, config: FlowConfig, run_dir: Path) -> float:
     begin = time.perf_counter()
     STAGE_TABLE[name].run(config, run_dir)
     return time.perf_counter() - begin
-
-
-def _finished(position: int, name: str, fingerprint: str, seconds: float, config: FlowConfig, state_file: Path,
-              done: dict[str, str]) -> None:
-    done[name] = fingerprint
-    _save_state(state_file, config, done)
-    _progress(f"[{position}/{len(STAGES)}] {name}: done in {seconds:.1f} s")
 
 
 def _cpus() -> int:

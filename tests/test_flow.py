@@ -103,14 +103,18 @@ def test_from_needs_earlier_stages(tmp_path):
         run_flow(load_flow(write(tmp_path, TINY)), tmp_path / "run", start="compress")
 
 
-def test_side_by_side_stages_raise_the_first_failure_and_record_none(tmp_path):
-    """csim and synth run in worker processes; a failure comes back as the stage's own one-line error."""
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_side_by_side_stages_raise_the_first_failure_and_record_none(tmp_path, monkeypatch, capsys, cpus):
+    """csim and synth run one after the other (1 core) or in worker processes; either way a failure comes
+    back as the stage's own one-line error, after the other stage has run."""
+    monkeypatch.setattr(flow, "_cpus", lambda: cpus)
     config, run = load_flow(write(tmp_path, TINY)), tmp_path / "run"
     run.mkdir()
     done = {"csim": "stale", "synth": "stale", "generate": "kept"}
     with pytest.raises(PyflowError, match=r"hls: not an HLS project"):
         flow._run_stages([(6, "csim", "new"), (8, "synth", "new")], config, run, run / "run.json", done)
     assert json.loads((run / "run.json").read_text())["stages"] == {"generate": "kept"}
+    assert "[8/9] synth …" in capsys.readouterr().err  # synth was started although csim had failed
 
 
 def test_synth_time_limit_says_what_to_do(tmp_path, monkeypatch):
