@@ -32,6 +32,8 @@ FAST = (
     Case("avg-a4-k30", "conv5k3s1p1 avgpool2 conv7k1s1p0 linear3", (3, 6, 6), pe=3, simd=5, keep=0.3, a_bits=4),
     Case("max-s2-dense", "conv6k3s2p0 maxpool2 linear4", (2, 9, 9), pe=5, simd=2, keep=1.0, seed=1),
     Case("k1s2-empty", "conv4k1s2p0 linear5", (3, 5, 5), pe=2, simd=3, keep=0.0, seed=2),
+    # a plain MLP on an image: the input stream must write the flattened vector packed, not per pixel
+    Case("flatten-first", "flatten linear10", (1, 4, 4), pe=2, simd=4, keep=0.5),
 )
 VERILATOR_FAST = Case("simd1-first", "conv8k3p1 maxpool2 linear6", (1, 6, 6), pe=4, simd=4, keep=0.5, seed=3,
                       folding={"conv0": (4, 1)})

@@ -161,9 +161,11 @@ def rtl_context(network: Network) -> dict[str, Any]:
     logit_lb, logit_rw = lane_banks(logits, write_lanes(hardware[-1]))
     logit_wr_ab = alignment_bits(write_steps(hardware[-1], layers[-1]["rtl"]["out_stride"]), logit_lb)
     first = hardware[0]
+    # the input stream writes pixel after pixel at this stride: a flatten before the first engine packs them
+    in_stored = in_channels_stored(first) if first.in_shape == network.input_shape else network.input_shape[0]
     context.update(top=TOP, engines=layers, n_engines=len(layers), logits=logits, logit_aw=addr_bits(logits),
                    logit_lb=logit_lb, logit_rw=logit_rw, logit_wr_ab=logit_wr_ab,
-                   in_stored=in_channels_stored(first), m_bits=M_BITS)
+                   in_stored=in_stored, m_bits=M_BITS)
     return context
 
 
