@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from pyflow import golden
-from pyflow.ir import random_network
+from pyflow.random_ir import random_network
 
 NETWORKS = {
     "digits (1x8x8)": ("conv16k3p1 maxpool2 conv32k3p1 maxpool2 linear10", (1, 8, 8), 1000,

@@ -18,7 +18,7 @@ from pathlib import Path
 from pyflow import golden
 from pyflow.boards import load_board
 from pyflow.codegen import hls
-from pyflow.ir.random import random_network
+from pyflow.random_ir import random_network
 from pyflow.sim import csim
 
 NETWORKS = {

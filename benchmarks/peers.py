@@ -10,7 +10,7 @@ One run: the digits CNN is compressed with configs/compress-digits.yaml (fewer e
    Agreement with the golden model: logits compared with ``==``, top-1, and accuracy. Medians of --repeats;
    the NumPy golden model's throughput on the same images is the baseline.
 2. Cycles. For every matrix layer FINN's dense MVAU estimate ``(MH/PE)·(MW/SIMD)·pixels`` with the IR's PE and
-   SIMD, beside pyflow's modelled cycles (``pyflow.sim.cycles``) and the cycles measured on Icarus.
+   SIMD, beside pyflow's modelled cycles (``pyflow.hw.cycles``) and the cycles measured on Icarus.
 
 The hls4ml model: per matrix layer a convolution (or linear) with the IR's ternary weights (pruned tiles are zero
 weights) and no bias, then a BatchNormalization whose scale and bias are the requantizer's ``m/2^shift`` and
@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from pyflow import golden
+from pyflow.compress.ternary import torch_weight
 from pyflow.errors import PyflowError
+from pyflow.hw.cycles import dense_cycles, fill_cycles, modelled_cycles
 from pyflow.ir.model import LOGIT_BITS, M_BITS, FlattenLayer, MatrixLayer, Network, PoolLayer
-from pyflow.sim.cycles import dense_cycles, fill_cycles, modelled_cycles
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "compress-digits.yaml"
 DATA = "digits"
@@ -130,30 +131,11 @@ def measure_pyflow(network: Network, images: np.ndarray, logits: np.ndarray, lab
 # --- hls4ml -----------------------------------------------------------------------------------------------------
 
 
-def torch_weights(layer: MatrixLayer, flattened: tuple[int, int, int] | None) -> np.ndarray:
-    """The IR's ternary matrix in torch's layout: ``[C_out, C_in, k, k]``, or ``[C_out, C·H·W]`` after a flatten.
-
-    The IR's columns are ``(k_y, k_x, c)`` with padded channels and, after a flatten, ``(y, x, c)``; torch's are
-    ``(c, k_y, k_x)`` and ``(c, y, x)``.
-    """
-    from pyflow.ir.packing import layer_matrix
-
-    matrix = layer_matrix(layer)[:layer.out_channels].astype(np.float64)
-    if layer.kind == "conv":
-        k = layer.kernel
-        return matrix.reshape(-1, k, k, layer.c_in_pad)[..., :layer.c_in].transpose(0, 3, 1, 2)
-    matrix = matrix[:, :layer.c_in]
-    if flattened is None:
-        return matrix
-    c, h, w = flattened
-    return matrix.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(layer.out_channels, -1)
-
-
 def _matrix_modules(layer: MatrixLayer, flattened: tuple[int, int, int] | None) -> tuple[list, dict]:
     import torch
     from torch import nn
 
-    weights = torch_weights(layer, flattened)
+    weights = torch_weight(layer, flattened).astype(np.float64)
     if layer.kind == "conv":
         matrix = nn.Conv2d(layer.c_in, layer.out_channels, layer.kernel, layer.stride, layer.padding, bias=False)
         norm = nn.BatchNorm2d(layer.out_channels, eps=0.0)
@@ -329,7 +311,7 @@ def print_cycles(network: Network, sim: dict[str, Any] | None, how: str) -> None
           f"{_or_dash(sim['interval_cycles'] if sim else None)}; pyflow RTL latency per image "
           f"{_or_dash(sim['cycles_per_image'] if sim else None)}; pyflow pool engines {_or_dash(pools)} cycles")
     same = all(finn_dense_cycles(layer) == dense_cycles(layer) - fill_cycles(layer) for layer in network.matrix_layers)
-    print(f"  FINN dense == pyflow's dense walk (sim.cycles.dense_cycles - fill) for every layer: {same}; "
+    print(f"  FINN dense == pyflow's dense walk (hw.cycles.dense_cycles - fill) for every layer: {same}; "
           "pyflow adds a pipeline fill per layer and image, and one cycle per output fold with no kept tile")
 
 

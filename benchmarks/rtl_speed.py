@@ -12,8 +12,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from pyflow.artifacts import SIMULATORS
 from pyflow.codegen.rtl import generate
-from pyflow.ir import random_network
+from pyflow.random_ir import random_network
 from pyflow.sim.rtl import run_sim
 
 SPEC = "conv16k3p1 maxpool2 conv32k3p1 maxpool2 linear10"
@@ -40,7 +41,7 @@ def main() -> int:
     network = random_network(SPEC, (1, 8, 8), pe=8, simd=8, keep=0.25, seed=0, folding={"conv0": (8, 1)})
     with tempfile.TemporaryDirectory() as tmp:
         project = generate(network, None, Path(tmp) / "digits")
-        results = {sim: measure(project, sim, args.vectors, args.repeats) for sim in ("icarus", "verilator")}
+        results = {sim: measure(project, sim, args.vectors, args.repeats) for sim in SIMULATORS}
     print(f"digits network ({SPEC}), {args.vectors} vectors, median of {args.repeats}")
     for sim, (build, speed, cycles) in results.items():
         print(f"  {sim:9s}  build {build:6.1f} s   {speed:9.0f} simulated cycles / wall-second  ({cycles} cycles)")

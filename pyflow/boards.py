@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyflow.codegen.context import project_root
+from pyflow.artifacts import project_root
 from pyflow.config import check_keys, integer, read_yaml
 from pyflow.errors import PyflowError
 
 BOARDS_DIR = project_root() / "boards"
+SAFE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,10 @@ class Board:
 
 def parse_board(data: Any, source: str) -> Board:
     raw = check_keys(Board, data, source)
-    for key in ("name", "part"):
-        if not isinstance(raw[key], str) or not raw[key]:
-            raise PyflowError(f"{source}: {key}: must be a non-empty string, got {raw[key]!r}")
+    for key in ("name", "part"):  # both are rendered into run_hls.tcl and the report
+        if not isinstance(raw[key], str) or not SAFE_TOKEN.fullmatch(raw[key]):
+            raise PyflowError(f"{source}: {key}: must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
+                              f"letter or digit), got {raw[key]!r}")
     clock = raw["clock_mhz"]
     if isinstance(clock, bool) or not isinstance(clock, int | float) or not 1 <= clock <= 1000:
         raise PyflowError(f"{source}: clock_mhz: must be a number in [1, 1000], got {clock!r}")

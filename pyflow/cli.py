@@ -14,7 +14,7 @@ from pyflow.errors import PyflowError
 
 COMMAND_MODULES = (
     "pyflow.tools",
-    "pyflow.ir.cli",
+    "pyflow.random_ir",
     "pyflow.compress.cli",
     "pyflow.codegen.cli",
     "pyflow.boards",

@@ -11,7 +11,7 @@ idle while the big one works. The planner:
 3. gives every layer the fewest lanes that meet ``T`` (fewer lanes ⇒ slower, closer to ``T``: better
    balance and fewer LUTs), preferring PE dividing ``C_out`` and SIMD dividing ``C_in``.
 
-Cycles come from :func:`pyflow.sim.cycles.modelled_cycles` (the RTL's own model, pipeline fill included),
+Cycles come from :func:`pyflow.hw.cycles.modelled_cycles` (the RTL's own model, pipeline fill included),
 applied to a layer of the planned shape whose kept tiles are spread evenly over its output folds.
 :func:`check_folding` computes the same figures from an exported IR's actual kept tiles.
 """
@@ -28,72 +28,22 @@ import numpy as np
 
 from pyflow.boards import Board
 from pyflow.errors import PyflowError
-from pyflow.ir.model import LOGIT_BITS, MatrixLayer, Network, accumulator_bits, conv_out_size
-from pyflow.report.resources import lane_budget
+from pyflow.hw.cycles import modelled_cycles
+from pyflow.hw.resources import lane_budget
+from pyflow.ir.geometry import LayerGeometry
+from pyflow.ir.model import LOGIT_BITS, MatrixLayer, Network, accumulator_bits
 
 CANDIDATE_RANGE = 16  # every PE/SIMD up to this is a candidate, plus all divisors of C_out/C_in
-CYCLE_MODEL = "modelled (pyflow.sim.cycles.modelled_cycles)"
+CYCLE_MODEL = "modelled (pyflow.hw.cycles.modelled_cycles)"
 
 # The digits network of the demo (digits-cnn of pyflow.models, 1×8×8 input): conv 1→16 k3p1, maxpool2,
 # conv 16→32 k3p1, maxpool2, linear 128→10, named as pyflow.compress.api.layer_shapes names them.
 # Matrix layers only; pools are not folded.
-DIGITS_LAYERS: tuple[dict[str, Any], ...] = (
-    {"name": "conv0", "kind": "conv", "c_in": 1, "c_out": 16, "kernel": 3, "stride": 1, "padding": 1,
-     "in_hw": (8, 8), "out_hw": (8, 8)},
-    {"name": "conv1", "kind": "conv", "c_in": 16, "c_out": 32, "kernel": 3, "stride": 1, "padding": 1,
-     "in_hw": (4, 4), "out_hw": (4, 4)},
-    {"name": "fc0", "kind": "linear", "c_in": 128, "c_out": 10, "kernel": 1, "stride": 1, "padding": 0,
-     "in_hw": (1, 1), "out_hw": (1, 1)},
+DIGITS_LAYERS: tuple[LayerGeometry, ...] = (
+    LayerGeometry("conv0", "conv", c_in=1, c_out=16, kernel=3, padding=1, in_hw=(8, 8)),
+    LayerGeometry("conv1", "conv", c_in=16, c_out=32, kernel=3, padding=1, in_hw=(4, 4)),
+    LayerGeometry("fc0", "linear", c_in=128, c_out=10),
 )
-
-
-@dataclass(frozen=True)
-class LayerGeometry:
-    """One conv/linear layer's shape, as ``pyflow.compress.api.layer_shapes`` lists it."""
-
-    name: str
-    kind: str
-    c_in: int
-    c_out: int
-    kernel: int
-    stride: int
-    padding: int
-    in_hw: tuple[int, int]
-    out_hw: tuple[int, int]
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("conv", "linear"):
-            raise PyflowError(f"layer {self.name!r}: kind: folding takes 'conv' or 'linear', got {self.kind!r}")
-        for key in ("c_in", "c_out", "kernel", "stride"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PyflowError(f"layer {self.name!r}: {key}: must be a positive integer, got {value!r}")
-        object.__setattr__(self, "in_hw", _pair(self.name, "in_hw", self.in_hw))
-        object.__setattr__(self, "out_hw", _pair(self.name, "out_hw", self.out_hw))
-        expected = tuple(conv_out_size(s, self.kernel, self.stride, self.padding) for s in self.in_hw)
-        if self.out_hw != expected:
-            raise PyflowError(f"layer {self.name!r}: out_hw: {self.out_hw} does not follow from in_hw "
-                              f"{self.in_hw}, kernel {self.kernel}, stride {self.stride}, padding {self.padding} "
-                              f"(expected {expected})")
-
-    @classmethod
-    def from_dict(cls, item: Mapping[str, Any]) -> LayerGeometry:
-        names = ("name", "kind", "c_in", "c_out", "kernel", "stride", "padding", "in_hw", "out_hw")
-        missing = [key for key in names if key not in item]
-        if missing:
-            raise PyflowError(f"layer geometry {item.get('name', '?')!r}: missing field {missing[0]!r}")
-        return cls(**{key: item[key] for key in names})
-
-    @property
-    def out_pixels(self) -> int:
-        return self.out_hw[0] * self.out_hw[1]
-
-
-def _pair(name: str, key: str, value: Any) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int | np.integer) and v >= 1 for v in pair):
-        raise PyflowError(f"layer {name!r}: {key}: expected (height, width) positive integers, got {value!r}")
-    return (int(pair[0]), int(pair[1]))
 
 
 def geometries(layers: Iterable[Mapping[str, Any] | LayerGeometry]) -> tuple[LayerGeometry, ...]:
@@ -113,8 +63,7 @@ def network_geometries(network: Network) -> tuple[LayerGeometry, ...]:
     """The same list, from an IR network."""
     return tuple(LayerGeometry(name=layer.name, kind=layer.kind, c_in=layer.c_in, c_out=layer.out_channels,
                                kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
-                               in_hw=layer.in_shape[1:], out_hw=layer.out_shape[1:])
-                 for layer in network.matrix_layers)
+                               in_hw=layer.in_shape[1:]) for layer in network.matrix_layers)
 
 
 @dataclass(frozen=True)
@@ -160,16 +109,21 @@ class FoldingPlan:
         """``{layer: (pe, simd)}``, the form ``random_network``, export and the backends take."""
         return {layer.name: (layer.pe, layer.simd) for layer in self.layers}
 
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "cycle_basis": "modelled", "cycle_model": self.cycle_model,
+                "slowest_cycles": self.slowest_cycles, "mean_balance": round(self.mean_balance, 6),
+                "lanes": self.lanes,
+                "layers": [{"name": f.name, "pe": f.pe, "simd": f.simd, "cycles": f.cycles, "tiles_kept": f.tiles_kept,
+                            "tiles_total": f.tiles_total, "requested_keep": f.requested_keep,
+                            "achieved_keep": round(f.achieved_keep, 6), "balance": round(f.balance, 6)}
+                           for f in self.layers]}
+
 
 # --- cycles -------------------------------------------------------------------------------------------
 
 def layer_cycles(layer: MatrixLayer) -> int:
-    """The RTL's modelled cycles of one layer (pyflow.sim.cycles, owned by the RTL backend)."""
-    try:
-        from pyflow.sim.cycles import modelled_cycles
-    except ImportError:
-        raise PyflowError("folding needs pyflow.sim.cycles (the RTL cycle model), which is not installed") from None
-    return int(modelled_cycles(layer))
+    """The RTL's modelled cycles of one layer (pyflow.hw.cycles)."""
+    return modelled_cycles(layer)
 
 
 def expected_kept(tiles_total: int, keep: float) -> int:
@@ -364,23 +318,29 @@ def plan_table(plan: FoldingPlan) -> str:
     return "\n".join(lines)
 
 
+def comparison_text(aware: FoldingPlan, uniform: FoldingPlan, board: Board,
+                    keep: float | Mapping[str, float]) -> str:
+    """The two plans side by side, with the balance and throughput they give."""
+    speedup = uniform.slowest_cycles / aware.slowest_cycles
+    asked = f"{keep:g}" if not isinstance(keep, Mapping) else "per layer"
+    return "\n".join([
+        f"folding on {board.name} at keep {asked}: pipeline balance {aware.mean_balance:.1%} sparsity-aware vs "
+        f"{uniform.mean_balance:.1%} uniform {board.default_folding.pe}x{board.default_folding.simd}; "
+        f"slowest layer {aware.slowest_cycles} vs {uniform.slowest_cycles} cycles ({speedup:.2f}x throughput)",
+        plan_table(aware), plan_table(uniform)])
+
+
 def compare_folding(layers: Iterable[Mapping[str, Any] | LayerGeometry], board: Board,
                     keep: float | Mapping[str, float]) -> tuple[FoldingPlan, FoldingPlan, str]:
     """Sparsity-aware vs uniform folding at the same keep: both plans and the side-by-side text."""
     layers = geometries(layers)
     aware, uniform = plan_folding(layers, board, keep), uniform_folding(layers, board, keep)
-    speedup = uniform.slowest_cycles / aware.slowest_cycles
-    asked = f"{keep:g}" if not isinstance(keep, Mapping) else "per layer"
-    text = "\n".join([
-        f"folding on {board.name} at keep {asked}: pipeline balance {aware.mean_balance:.1%} sparsity-aware vs "
-        f"{uniform.mean_balance:.1%} uniform {board.default_folding.pe}x{board.default_folding.simd}; "
-        f"slowest layer {aware.slowest_cycles} vs {uniform.slowest_cycles} cycles ({speedup:.2f}x throughput)",
-        plan_table(aware), plan_table(uniform)])
-    return aware, uniform, text
+    return aware, uniform, comparison_text(aware, uniform, board, keep)
 
 
 def digits_comparison(board: Board | None = None, keep: float = 0.25) -> tuple[FoldingPlan, FoldingPlan, str]:
     """The demo's figure: the digits network at keep 0.25 on pynq-z2, sparsity-aware vs uniform."""
+    from pyflow.artifacts import DEFAULT_BOARD
     from pyflow.boards import load_board
 
-    return compare_folding(DIGITS_LAYERS, board or load_board("pynq-z2"), keep)
+    return compare_folding(DIGITS_LAYERS, board or load_board(DEFAULT_BOARD), keep)

@@ -2,7 +2,7 @@
 // Pipelined adder tree: the sum of N signed W-bit leaves, as a recursive binary tree of height H
 // (N <= 2^H; the left subtree always holds 2^(H-1) leaves, missing leaves are zero). A node is
 // registered when its height is even, and the root always is, so every path crosses the same registers:
-// latency TREE_LAT = max(1, ceil(H/2)) cycles (pyflow.sim.cycles.tree_latency mirrors it).
+// latency TREE_LAT = max(1, ceil(H/2)) cycles (pyflow.hw.sizing.tree_latency mirrors it).
 module pf_adder_tree #(
     parameter N = 8,
     parameter W = 12,

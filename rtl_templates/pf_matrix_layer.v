@@ -6,7 +6,7 @@
 // 2-bit codes. An empty fold costs one bubble cycle (its accumulators must still be cleared). After a
 // fold's last tile its accumulators go to the requantizer and the output buffer while the walker is
 // already on the next fold, so a layer takes out_pixels * sum_folds max(kept_f, 1) + FILL cycles,
-// FILL = 6 + PE_LAT (see pyflow.sim.cycles). The pipeline never stalls: a layer starts an image only
+// FILL = 6 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
 // when its input bank is full and its output bank is free.
 //
 // Pipeline: walk -> S1 ROM read -> S2 input address -> S3 input word -> PE lanes (PE_LAT) -> acc ->

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from pyflow.codegen.rtl import generate
-from pyflow.ir import random_network
+from pyflow.random_ir import random_network
 
 SPEC = "conv16k3p1 maxpool2 conv32k3p1 maxpool2 linear10"
 

@@ -19,8 +19,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 from pyflow import golden
+from pyflow.hw.cycles import modelled_cycles
 from pyflow.ir import load
-from pyflow.sim.cycles import modelled_cycles
 
 
 def _config() -> dict:

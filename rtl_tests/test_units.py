@@ -1,7 +1,7 @@
 """cocotb unit benches of the hand-written modules against NumPy/Python integers on random vectors.
 
 Parameters come from the build (Verilog parameters) and are read back from the DUT's handles; the
-expected latency comes from pyflow.sim.cycles, so these benches also pin the cycle model.
+expected latency comes from pyflow.hw.sizing and pyflow.hw.cycles, so these benches also pin the cycle model.
 PYFLOW_CORRUPT=1 falsifies one expected value (the bench must then fail).
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from pyflow.sim.cycles import POOL_FILL, pe_latency, tree_latency
+from pyflow.hw.cycles import POOL_FILL
+from pyflow.hw.sizing import pe_latency, tree_latency
 
 CYCLES = 40
 

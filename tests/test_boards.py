@@ -28,6 +28,11 @@ def test_shipped_boards_load():
     (lambda t: t.replace("dsp: 0}", "dsp: 0, luts: 3}"), r"resources: unknown field 'luts'"),
     (lambda t: t.replace("clock_mhz: 100", "clock_mhz: fast"), r"clock_mhz: must be a number"),
     (lambda t: "name: [", r"invalid YAML"),
+    # name and part are rendered into run_hls.tcl: a newline or a Tcl bracket must never get there
+    (lambda t: t.replace("part: xc7z020clg400-1", 'part: "xc7z020\\n]; exec rm -rf ~; #"'),
+     r"part: must be 1-64 letters"),
+    (lambda t: t.replace("name: test", 'name: "../../etc"'), r"name: must be 1-64 letters"),
+    (lambda t: t.replace("name: test", "name: 12"), r"name: must be 1-64 letters"),
 ])
 def test_bad_board_yaml(tmp_path, edit, message):
     path = tmp_path / "board.yaml"

@@ -23,7 +23,7 @@ TINY = {"fp_epochs": 1, "ternary_epochs": 1, "finetune_epochs": 1}
 
 
 def _conv(c_in=3, c_out=5, k=3):
-    return Geometry("conv0", "conv", c_in, c_out, k, 1, 1, True, (c_in, 6, 6))
+    return Geometry("conv0", "conv", c_in, c_out, k, 1, 1, (6, 6), True)
 
 
 @pytest.mark.parametrize("pe, simd", [(1, 1), (2, 2), (4, 8), (8, 3)])
@@ -39,7 +39,7 @@ def test_tile_ids_follow_the_ir_tiles(pe, simd):
 
 
 def test_linear_after_flatten_is_permuted_to_yxc():
-    geom = Geometry("fc0", "linear", 2 * 2 * 3, 4, 1, 1, 0, True, (12, 1, 1), (3, 2, 2))
+    geom = Geometry("fc0", "linear", 2 * 2 * 3, 4, bias=True, flat_from=(3, 2, 2))
     weight = np.arange(4 * 12).reshape(4, 12)  # torch column c*4 + y*2 + x
     matrix = ir_matrix(weight, geom, 2, 5)
     assert matrix.shape == (4, 15)
@@ -210,6 +210,29 @@ def test_metrics_and_evaluate_need_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import pyflow.compress.metrics, pyflow.compress.api, pyflow.compress.config; "
+    code = ("import sys; import pyflow.ir.metrics, pyflow.compress.api, pyflow.compress.config; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("spec", "shape", "pe", "simd"), [
+    ("conv6k3p1 linear4", (3, 5, 5), 4, 4), ("conv5k1 linear3", (7, 4, 4), 3, 5), ("linear9", (10, 1, 1), 2, 3),
+    ("conv4k5p2 maxpool2 linear6", (2, 6, 6), 5, 2)])
+def test_torch_weight_inverts_ir_matrix(spec, shape, pe, simd):
+    """IR layer → torch layout (torch_weight) → IR matrix (ir_matrix) is the identity, padding and flatten included."""
+    from pyflow.compress.ternary import Geometry, ir_matrix, torch_weight
+    from pyflow.ir.packing import layer_matrix
+    from pyflow.random_ir import random_network
+
+    network = random_network(spec, shape, pe=pe, simd=simd, keep=0.6, seed=4)
+    previous = None
+    for layer in network.layers:
+        if layer.__class__.__name__ == "MatrixLayer":
+            flat_from = previous.in_shape if previous.__class__.__name__ == "FlattenLayer" else None
+            c_in = layer.c_in
+            geom = Geometry(layer.name, layer.kind, c_in, layer.out_channels, layer.kernel, layer.stride,
+                            layer.padding, layer.in_shape[1:], flat_from=flat_from)
+            weight = torch_weight(layer, flat_from)
+            assert weight.shape == geom.weight_shape
+            assert np.array_equal(ir_matrix(weight, geom, layer.pe, layer.simd), layer_matrix(layer))
+        previous = layer

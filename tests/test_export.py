@@ -13,12 +13,13 @@ from pyflow.cli import main
 from pyflow.compress.api import CompressConfig, compress, evaluate, export
 from pyflow.compress.checkpoint import load_compressed
 from pyflow.compress.export import _tiles, torch_logits
-from pyflow.compress.metrics import compression, index_bits
 from pyflow.compress.ternary import Geometry, TernaryMatrix
 from pyflow.data import load_data
 from pyflow.errors import PyflowError
-from pyflow.ir import load, random_network
+from pyflow.ir import load
+from pyflow.ir.metrics import compression, index_bits
 from pyflow.ir.packing import layer_codes
+from pyflow.random_ir import random_network
 
 torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
 
@@ -64,7 +65,7 @@ def test_no_stored_tile_is_all_zero(network):
 
 
 def test_all_zero_tiles_are_dropped_and_counted_apart_from_masked_ones():
-    geom = Geometry("conv0", "conv", 4, 4, 1, 1, 0, False, (4, 2, 2))
+    geom = Geometry("conv0", "conv", 4, 4, 1, 1, 0, (2, 2))
     layer = TernaryMatrix(geom, 2, 2)  # 2x2 grid of 2x2 tiles
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[1, -1, 1, -1], [-1, 1, -1, 1], [0, 0, 1, -1], [0, 0, -1, 1]],

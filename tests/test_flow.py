@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pyflow import flow
 from pyflow.errors import PyflowError
-from pyflow.flow import load_flow, run_flow
+from pyflow.flow import load_flow, run_flow, runner, stages
 
 TINY = """name: tiny
 model: digits-cnn
@@ -107,12 +106,12 @@ def test_from_needs_earlier_stages(tmp_path):
 def test_side_by_side_stages_raise_the_first_failure_and_record_none(tmp_path, monkeypatch, capsys, cpus):
     """csim and synth run one after the other (1 core) or in worker processes; either way a failure comes
     back as the stage's own one-line error, after the other stage has run."""
-    monkeypatch.setattr(flow, "_cpus", lambda: cpus)
+    monkeypatch.setattr(runner, "_cpus", lambda: cpus)
     config, run = load_flow(write(tmp_path, TINY)), tmp_path / "run"
     run.mkdir()
     done = {"csim": "stale", "synth": "stale", "generate": "kept"}
     with pytest.raises(PyflowError, match=r"hls: not an HLS project"):
-        flow._run_stages([(6, "csim", "new"), (8, "synth", "new")], config, run, run / "run.json", done)
+        runner._run_stages([(6, "csim", "new"), (8, "synth", "new")], config, run, run / "run.json", done)
     assert json.loads((run / "run.json").read_text())["stages"] == {"generate": "kept"}
     assert "[8/9] synth …" in capsys.readouterr().err  # synth was started although csim had failed
 
@@ -127,7 +126,7 @@ def test_synth_time_limit_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr("pyflow.sim.yosys.synthesize", too_slow)
     with pytest.raises(PyflowError, match=r"within 1800 s: raise verify.synth_seconds .* or run --to sim and "
                                           r"then `pyflow report .*run` for modelled resources only"):
-        flow._synth(load_flow(write(tmp_path, TINY)), tmp_path / "run")
+        stages._synth(load_flow(write(tmp_path, TINY)), tmp_path / "run")
 
 
 def test_unknown_stage(tmp_path):
@@ -149,7 +148,7 @@ def test_tiny_flow_end_to_end_then_skips(tmp_path):
     assert report["verification"]["views"]["verilator"]["status"] == "not run"
     assert "report.html" in first.stdout
     lines = first.stderr.splitlines()
-    if flow._cpus() > 1:  # the verification stages start together
+    if runner._cpus() > 1:  # the verification stages start together
         csim_done = next(i for i, line in enumerate(lines) if line.startswith("[6/9] csim: done"))
         assert lines.index("[8/9] synth …") < csim_done
     second = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
@@ -168,8 +167,8 @@ def test_a_changed_template_regenerates(tmp_path, monkeypatch):
     for folder in ("hls_templates", "rtl_templates"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "engine.v").write_text("module a; endmodule\n")
-    monkeypatch.setattr("pyflow.codegen.context.project_root", lambda: tmp_path)
-    before = flow._templates_digest()
-    assert flow._templates_digest() == before
+    monkeypatch.setattr(stages, "project_root", lambda: tmp_path)
+    before = stages._templates_digest()
+    assert stages._templates_digest() == before
     (tmp_path / "rtl_templates" / "engine.v").write_text("module b; endmodule\n")
-    assert flow._templates_digest() != before
+    assert stages._templates_digest() != before

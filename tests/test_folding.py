@@ -15,9 +15,9 @@ from pyflow.folding import (
     plan_folding,
     uniform_folding,
 )
-from pyflow.ir import random_network
-from pyflow.report.resources import lane_budget
-from pyflow.sim.cycles import modelled_cycles
+from pyflow.hw.cycles import modelled_cycles
+from pyflow.hw.resources import lane_budget
+from pyflow.random_ir import random_network
 
 DIGITS_SPEC = "conv16k3p1 maxpool2 conv32k3p1 maxpool2 linear10"
 
@@ -43,16 +43,19 @@ def test_digits_geometry_matches_the_ir(pynq):
     geometries = network_geometries(network)
     fields = ("kind", "c_in", "c_out", "kernel", "stride", "padding", "in_hw", "out_hw")
     assert [tuple(getattr(g, f) for f in fields) for g in geometries] == \
-        [tuple(tuple(d[f]) if f.endswith("hw") else d[f] for f in fields) for d in DIGITS_LAYERS]
+        [tuple(getattr(g, f) for f in fields) for g in DIGITS_LAYERS]
 
 
 def test_compress_layer_shapes_feed_the_planner(pynq):
     from pyflow.compress.api import layer_shapes
 
     shapes = layer_shapes("digits-cnn", "digits")
-    assert shapes == [{**d, "in_hw": list(d["in_hw"]), "out_hw": list(d["out_hw"])} for d in DIGITS_LAYERS]
+    fields = ("name", "kind", "c_in", "c_out", "kernel", "stride", "padding", "in_hw", "out_hw")
+    assert [tuple(getattr(g, f) for f in fields) for g in shapes] == \
+        [tuple(getattr(g, f) for f in fields) for g in DIGITS_LAYERS]
+    assert shapes[-1].flat_from == (32, 2, 2) and all(g.bias for g in shapes)  # what the torch model adds
     plan = plan_folding(shapes, pynq, keep=0.25)
-    assert [f.name for f in plan.layers] == [s["name"] for s in shapes]
+    assert [f.name for f in plan.layers] == [s.name for s in shapes]
     assert plan.mean_balance >= 0.9
 
 
@@ -91,7 +94,7 @@ def test_per_layer_keep(pynq):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_check_folding_on_an_exported_ir(pynq, seed):
     plan = plan_folding(DIGITS_LAYERS, pynq, keep=0.25)
-    names = {g["name"]: f"{g['kind']}{i}" for i, g in zip((0, 2, 4), DIGITS_LAYERS, strict=True)}
+    names = {g.name: f"{g.kind}{i}" for i, g in zip((0, 2, 4), DIGITS_LAYERS, strict=True)}
     folding = {names[name]: pair for name, pair in plan.folding().items()}
     network = random_network(DIGITS_SPEC, (1, 8, 8), keep=0.25, seed=seed, folding=folding)
     checked = check_folding(network, requested_keep=0.25)
@@ -122,10 +125,12 @@ def test_bad_input(pynq, kwargs, message):
 
 
 def test_bad_geometry(pynq):
-    bad = [{**DIGITS_LAYERS[0], "out_hw": (7, 7)}]
+    conv0 = {f: getattr(DIGITS_LAYERS[0], f) for f in ("name", "kind", "c_in", "c_out", "kernel", "stride",
+                                                        "padding", "in_hw")}
+    bad = [{**conv0, "out_hw": (7, 7)}]
     with pytest.raises(PyflowError, match=r"layer 'conv0': out_hw: .* \(expected \(8, 8\)\)"):
         plan_folding(bad, pynq, 0.5)
     with pytest.raises(PyflowError, match="missing field 'stride'"):
-        plan_folding([{k: v for k, v in DIGITS_LAYERS[0].items() if k != "stride"}], pynq, 0.5)
+        plan_folding([{k: v for k, v in conv0.items() if k != "stride"}], pynq, 0.5)
     with pytest.raises(PyflowError, match="unknown board"):
         load_board("no-such-board")

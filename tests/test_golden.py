@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyflow import golden
-from pyflow.ir import LOGIT_BITS, FlattenLayer, MatrixLayer, Network, PoolLayer, accumulator_bits, random_network
+from pyflow.ir import LOGIT_BITS, FlattenLayer, MatrixLayer, Network, PoolLayer, accumulator_bits
 from pyflow.ir.packing import layer_matrix, pack, pad_matrix, tiles_of
+from pyflow.random_ir import random_network
 
 
 def reference_conv(x, w, stride, padding):

@@ -13,7 +13,7 @@ from pyflow.boards import load_board
 from pyflow.codegen import hls
 from pyflow.errors import PyflowError
 from pyflow.ir.io import save
-from pyflow.ir.random import random_network
+from pyflow.random_ir import random_network
 from pyflow.sim import csim
 
 BOARD = load_board("pynq-z2")

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyflow.errors import PyflowError
-from pyflow.ir import load, random_network, save
+from pyflow.ir import load, save
 from pyflow.ir.io import WEIGHTS_FILE, _write_npz
 from pyflow.ir.packing import codes_to_words, pack, tile_mask, tiles_of, unpack, words_to_codes
+from pyflow.random_ir import random_network
 
 
 def test_lane_order_is_written_down_once():

@@ -115,8 +115,8 @@ def test_user_model_from_module(user_file, monkeypatch):
     monkeypatch.syspath_prepend(str(user_file.parent))
     monkeypatch.delitem(sys.modules, "user_models", raising=False)
     shapes = layer_shapes("user_models:MyNet", "digits")
-    assert [(s["name"], s["c_in"], s["c_out"], s["in_hw"], s["out_hw"]) for s in shapes] == [
-        ("conv0", 1, 6, [8, 8], [8, 8]), ("conv1", 6, 12, [4, 4], [4, 4]), ("fc0", 192, 10, [1, 1], [1, 1])]
+    assert [(s.name, s.c_in, s.c_out, s.in_hw, s.out_hw) for s in shapes] == [
+        ("conv0", 1, 6, (8, 8), (8, 8)), ("conv1", 6, 12, (4, 4), (4, 4)), ("fc0", 192, 10, (1, 1), (1, 1))]
 
 
 def test_unsupported_op_names_operation_and_layer(user_file):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from pyflow import golden
+from pyflow.compress.ternary import torch_weight
 from pyflow.errors import PyflowError
-from pyflow.ir import random_network
-from pyflow.sim.cycles import dense_cycles, fill_cycles
+from pyflow.hw.cycles import dense_cycles, fill_cycles
+from pyflow.random_ir import random_network
 
 _SPEC = importlib.util.spec_from_file_location("peers", Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py")
 peers = importlib.util.module_from_spec(_SPEC)
@@ -39,17 +40,17 @@ def test_finn_dense_is_pyflows_dense_walk(pe, simd):
 
 
 @pytest.mark.parametrize(("pe", "simd"), [(4, 4), (8, 8)])
-def test_torch_weights_give_the_golden_accumulators(pe, simd):
+def test_torch_weight_gives_the_golden_accumulators(pe, simd):
     """The IR's (k_y, k_x, c) columns and the (y, x, c) flatten order, moved into torch's layout, give the same acc."""
     torch = pytest.importorskip("torch")
     network = random_network("conv6k3p1 maxpool2 linear5", (3, 6, 6), pe=pe, simd=simd, keep=0.5, seed=2)
     conv, pool, flatten, linear = network.layers
     images = np.random.default_rng(0).integers(0, 256, size=(2, 3, 6, 6), dtype=np.uint8)
     x = golden.trace(network, images)
-    weights = torch.from_numpy(peers.torch_weights(conv, None))
+    weights = torch.from_numpy(torch_weight(conv).astype(np.float64))
     acc = torch.nn.functional.conv2d(torch.from_numpy(images).double(), weights, padding=conv.padding)
     expected = golden.accumulate(conv, images.transpose(0, 2, 3, 1).astype(np.int64))
     assert np.array_equal(acc.numpy().transpose(0, 2, 3, 1), expected)
     pooled = torch.from_numpy(x[1].transpose(0, 3, 1, 2).reshape(2, -1)).double()  # torch's (c, y, x) flatten
-    acc = pooled @ torch.from_numpy(peers.torch_weights(linear, flatten.in_shape)).T
+    acc = pooled @ torch.from_numpy(torch_weight(linear, flatten.in_shape).astype(np.float64)).T
     assert np.array_equal(acc.numpy(), golden.accumulate(linear, x[2]).reshape(2, -1))

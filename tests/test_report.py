@@ -14,12 +14,17 @@ from typing import Any
 import pytest
 
 from pyflow.cli import main
+from pyflow.codegen.rtl import sizing_json
 from pyflow.errors import PyflowError
-from pyflow.ir import random_network, save
+from pyflow.hw.cycles import modelled_cycles
+from pyflow.hw.sizing import network_sizing
+from pyflow.ir import save
+from pyflow.ir.metrics import compression
 from pyflow.ir.model import FlattenLayer, MatrixLayer, Network
+from pyflow.random_ir import random_network
 from pyflow.report import build_report, write_report
+from pyflow.report.inputs import read_inputs
 from pyflow.report.write import tables
-from pyflow.sim.cycles import modelled_cycles
 
 SPEC = "conv8k3p1 maxpool2 conv16k3p1 linear10"
 
@@ -72,6 +77,7 @@ def make_run(folder: Path, *, views: tuple[str, ...] = ("csim", "icarus", "veril
         if simulator in views:
             write_json(folder / "rtl" / f"sim_{simulator}.json",
                        sim_doc(network, simulator, 10 * offset + 1, 3 if failing == simulator else 0))
+    write_json(folder / "rtl" / "sizing.json", sizing_json(network, network_sizing(network)))  # as generate writes it
     write_json(folder / "rtl" / "yosys.json", {
         "yosys_version": "Yosys 0.23 (test)", "top": "pyflow_top", "part_family": "xilinx (synth_xilinx -noiopad)",
         "cells": {"LUT": 4321, "FF": 3210, "CARRY": 99, "BRAM36": 1.5, "DSP": 17}, "pe_array_dsp": 0,
@@ -158,7 +164,7 @@ def test_measured_figures_are_the_counters(full_run):
 
 
 def test_modelled_figures_follow_the_cycle_model(full_run):
-    from pyflow.sim.cycles import busy_cycles, modelled_cycles
+    from pyflow.hw.cycles import busy_cycles, modelled_cycles
 
     _, network, report = full_run
     layers = {layer.name: layer for layer in network.layers}
@@ -169,7 +175,8 @@ def test_modelled_figures_follow_the_cycle_model(full_run):
         assert entry["balance"]["modelled"]["value"] == round(modelled_cycles(layer) / slowest, 6)
         if isinstance(layer, MatrixLayer):
             assert entry["tile_skipping"]["modelled"]["value"] == round(busy_cycles(layer) / modelled_cycles(layer), 6)
-    assert report["network"]["cycles"]["modelled_interval"]["value"] == slowest
+    # the interval: the slowest engine and the cycle it starts an image on (pyflow.hw.cycles)
+    assert report["network"]["cycles"]["modelled_interval"]["value"] == slowest + 1
 
 
 def test_tiles_lane_fill_and_eval_figures(full_run):
@@ -186,7 +193,10 @@ def test_tiles_lane_fill_and_eval_figures(full_run):
         fill = int((layer_codes(layer) != 0).sum()) / (layer.n_kept * layer.pe * layer.simd)
         assert entry["lane_fill"]["value"] == round(fill, 6)
     assert report["network"]["accuracy"]["value"] == 0.9321
-    assert report["network"]["compression"]["eval_weights_only"]["value"] == 21.5
+    # export owns the compression figures: the report shows eval.json's, once
+    compression = report["network"]["compression"]
+    assert compression["weights_only"]["value"] == 21.5 and compression["with_index"]["value"] == 17.25
+    assert compression["weights_only"]["source"].startswith("ir/eval.json")
 
 
 def test_without_eval_masked_and_all_zero_are_na(tmp_path):
@@ -195,6 +205,23 @@ def test_without_eval_masked_and_all_zero_are_na(tmp_path):
     entry = report["layers"][0]
     assert entry["tiles"]["masked"]["value"] == "n/a" and entry["tiles"]["all_zero"]["value"] == "n/a"
     assert report["network"]["accuracy"]["value"] == "n/a"
+    # with no eval.json the compression figures come from the IR, by the function export uses
+    network = read_inputs(tmp_path / "run").network
+    assert report["network"]["compression"]["weights_only"]["value"] == compression(network)["compression_weights_only"]
+
+
+def test_without_sizing_modelled_figures_are_na(tmp_path):
+    """Modelled cycles and resources come from rtl/sizing.json (generate): without it they are n/a, never
+    recomputed by the report."""
+    make_run(tmp_path / "run")
+    (tmp_path / "run" / "rtl" / "sizing.json").unlink()
+    report = build_report(tmp_path / "run")
+    assert report["layers"][0]["cycles"]["modelled"] == {"basis": "modelled", "source": "rtl/sizing.json not found",
+                                                         "value": "n/a"}
+    assert report["network"]["cycles"]["modelled_interval"]["value"] == "n/a"
+    assert report["resources"]["modelled"]["lut"]["value"] == "n/a"
+    assert report["layers"][0]["cycles"]["measured"]["icarus"]["value"] > 0  # measured figures are still there
+    write_report(tmp_path / "run")  # and the tables render
 
 
 def test_every_figure_is_labelled(full_run):

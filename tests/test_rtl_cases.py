@@ -22,7 +22,7 @@ class Case:
     folding: dict = field(default_factory=dict)
 
     def network(self):
-        from pyflow.ir import random_network
+        from pyflow.random_ir import random_network
 
         return random_network(self.spec, self.shape, pe=self.pe, simd=self.simd, keep=self.keep,
                               a_bits=self.a_bits, seed=self.seed, folding=self.folding or None)

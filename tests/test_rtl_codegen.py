@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from pyflow.cli import main
-from pyflow.codegen.rtl import IDX_FIELD_BITS, alignment_bits, generate, lane_banks, rq_bits
+from pyflow.codegen.rtl import generate
 from pyflow.errors import PyflowError
-from pyflow.ir import M_BITS, load, random_network, save
+from pyflow.hw.cycles import dense_cycles, modelled_cycles
+from pyflow.hw.sizing import IDX_FIELD_BITS, alignment_bits, lane_banks, pe_latency, rq_bits, tree_latency
+from pyflow.ir import M_BITS, load, save
 from pyflow.ir.model import MatrixLayer
-from pyflow.sim.cycles import dense_cycles, modelled_cycles, pe_latency, tree_latency
+from pyflow.random_ir import random_network
 
 SPEC = "conv6k3s1p1 avgpool2 conv5k1 maxpool2 linear4"
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyflow.codegen.context import project_root
-from pyflow.codegen.rtl import lane_banks
-from pyflow.sim.cycles import tree_latency
+from pyflow.artifacts import project_root
+from pyflow.hw.sizing import lane_banks, tree_latency
 
 LIBRARY = project_root() / "rtl_templates"
 BENCHES = project_root() / "rtl_tests"
@@ -161,7 +160,7 @@ def test_yosys_is_stopped_at_its_time_limit(tmp_path):
 def test_a_large_feature_map_goes_to_block_ram(tmp_path):
     """32x32x16 elements between conv and pool: the registered lane memories become RAMB18/36."""
     from pyflow.codegen.rtl import generate
-    from pyflow.ir import random_network
+    from pyflow.random_ir import random_network
     from pyflow.sim.yosys import synthesize
 
     network = random_network("conv16k3p1 maxpool2 linear10", (3, 32, 32), pe=8, simd=4, keep=0.25, seed=0)

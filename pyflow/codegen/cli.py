@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pyflow.artifacts import DEFAULT_BOARD
+
 BACKENDS = ("hls", "rtl", "both")
 
 
@@ -15,7 +17,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("generate", help="generate the HLS C++ and/or Verilog project of an IR")
     parser.add_argument("ir", help="IR folder written by `pyflow export` or `pyflow random`")
     parser.add_argument("--backend", choices=BACKENDS, default="both")
-    parser.add_argument("--board", default="pynq-z2", help="board name (see `pyflow boards`) or a YAML file")
+    parser.add_argument("--board", default=DEFAULT_BOARD, help="board name (see `pyflow boards`) or a YAML file")
     parser.add_argument("--out", required=True, help="output folder (replaced if pyflow wrote it)")
     parser.set_defaults(func=_generate)
 

@@ -1,6 +1,7 @@
 """The one plain dict per layer that every template (HLS and RTL) is rendered from.
 
-Built by one function from the IR, so both backends see the same numbers. Templates are rendered with
+Built by one function from the IR, so both backends see the same numbers (the RTL top adds the
+sizing of :mod:`pyflow.hw.sizing`). Templates are rendered with
 ``jinja2.StrictUndefined``: a key missing here fails at render time, not in a compiler.
 """
 
@@ -12,11 +13,7 @@ from typing import Any
 import jinja2
 
 from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
-
-
-def word_hex(word: bytes, bits: int) -> str:
-    """A packed tile word (little-endian bytes) as MSB-first hex of ``ceil(bits/4)`` digits."""
-    return f"{int.from_bytes(word, 'little'):0{-(-bits // 4)}x}"
+from pyflow.ir.packing import word_values
 
 
 def layer_context(layer: Layer, index: int) -> dict[str, Any]:
@@ -48,7 +45,7 @@ def _matrix_context(layer: MatrixLayer) -> dict[str, Any]:
         "acc_bits": layer.acc_bits, "shift": layer.shift, "is_output": layer.is_output,
         "m": [int(v) for v in layer.m] + [0] * pad,  # padded to m_pad: padded lanes output b = 0
         "b": [int(v) for v in layer.b] + [0] * pad,
-        "words_hex": [word_hex(word.tobytes(), layer.word_bits) for word in layer.words],
+        "words": word_values(layer),  # one integer per kept tile (pyflow.ir.packing)
         "row_ptr": [int(v) for v in layer.row_ptr],
         "col_idx": [int(v) for v in layer.col_idx],
     }
@@ -67,8 +64,3 @@ def environment(template_dir: Path) -> jinja2.Environment:
     """Jinja environment for a backend's templates: strict, no autoescape, stable whitespace."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-
-
-def project_root() -> Path:
-    """The repository (or installed source tree) root holding hls_templates/, rtl_templates/, boards/."""
-    return Path(__file__).resolve().parents[2]

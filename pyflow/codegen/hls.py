@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from pyflow import golden
+from pyflow.artifacts import project_root
 from pyflow.boards import Board
-from pyflow.codegen.context import environment, network_context, project_root
+from pyflow.codegen.context import environment, network_context
 from pyflow.ir.io import load, save
 from pyflow.ir.model import Network
 from pyflow.util import atomic_folder
@@ -79,9 +80,9 @@ def _read_lanes(layers: list[dict[str, Any]], consumer: int) -> int:
 
 def _layer_extras(layer: dict[str, Any]) -> dict[str, Any]:
     extras: dict[str, Any] = {"config_template": CONFIG_TEMPLATES[layer["kind"]]}
-    if "words_hex" in layer:
+    if "words" in layer:
         chunks = -(-layer["word_bits"] // 64)
-        rows = [_chunk_literals(int(word, 16), chunks) for word in layer["words_hex"]]
+        rows = [_chunk_literals(word, chunks) for word in layer["words"]]
         extras.update(word_chunks=chunks, rom_rows=max(layer["n_kept"], 1),
                       word_rows=rows or [_chunk_literals(0, chunks)],  # a C array needs one row
                       col_rom=layer["col_idx"] or [0],

@@ -4,180 +4,179 @@ Project layout (``OUT``)::
 
     Makefile            make sim SIM=icarus|verilator   (runs `pyflow sim` on this folder)
     ir/                 a copy of the IR, so a simulation can compute golden vectors from the project alone
+    sizing.json         every width, depth and modelled cycle count the top was built with (pyflow.hw)
     verilog/            pf_*.v (copied library), pyflow_top.v (generated), *.mem ($readmemh ROMs)
 
-Every number the top needs is computed here, once, into the per-layer dict of
-:func:`pyflow.codegen.context.layer_context` extended with an ``rtl`` entry; the templates only loop.
+Every number comes from :func:`pyflow.hw.sizing.network_sizing`; this module only turns it into a
+plain list of wires and configured instances, which ``pyflow_top.v.j2`` writes out in a loop.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 from typing import Any
 
-from pyflow.codegen.context import environment, network_context, project_root
+from pyflow.artifacts import SIZING_FILE, project_root, write_json
+from pyflow.codegen.context import environment
 from pyflow.errors import PyflowError
-from pyflow.ir.model import M_BITS, FlattenLayer, MatrixLayer, Network, PoolLayer
-from pyflow.sim.cycles import pe_latency
+from pyflow.hw import cycles
+from pyflow.hw.sizing import (
+    COUNTER_BITS,
+    IDX_FIELD_BITS,
+    BufferSizing,
+    EngineSizing,
+    NetworkSizing,
+    addr_bits,
+    engines,
+    network_sizing,
+)
+from pyflow.ir.io import save
+from pyflow.ir.model import M_BITS, MatrixLayer, Network, PoolLayer
+from pyflow.ir.packing import word_values
 from pyflow.util import atomic_folder
 
 TOP = "pyflow_top"
 SOURCE_DIR = "verilog"
 LIBRARY = ("pf_adder_tree.v", "pf_pe_lanes.v", "pf_requant.v", "pf_fmap_buf.v", "pf_matrix_layer.v",
            "pf_pool_layer.v", "pf_stream_in.v", "pf_stream_out.v")
-IDX_FIELD_BITS = 16  # k_y, k_x, channel chunk: 16 bits each in an index ROM word
+BUFFER_PORTS = ("wr_free", "wr_en", "wr_base", "wr_mask", "wr_data", "wr_done", "rd_full", "rd_base", "rd_data",
+                "rd_done")
+# Declaration order of a buffer's wires: handshakes, addresses, then data. Yosys' results depend slightly on
+# the order of declarations (the digits top's LUT count moves by 0.2 %), so it is kept as it was.
+FEATURE_WIRES = ("wr_free", "wr_en", "wr_done", "rd_full", "rd_done", "wr_base", "rd_base", "rd_data", "wr_mask",
+                 "wr_data")
+LOGIT_WIRES = ("wr_free", "wr_en", "wr_done", "rd_full", "rd_done", "wr_base", "rd_base", "wr_mask", "wr_data",
+               "rd_data")
 
 
 def template_dir() -> Path:
     return project_root() / "rtl_templates"
 
 
-def clog2(value: int) -> int:
-    return max(0, int(value - 1).bit_length())
-
-
-def addr_bits(depth: int) -> int:
-    return max(1, clog2(depth))
-
-
 def _hex(value: int, bits: int) -> str:
     return f"{value & ((1 << bits) - 1):0{-(-bits // 4)}x}"
 
 
-def engines(network: Network) -> list[MatrixLayer | PoolLayer]:
-    """The layers that become hardware (flatten is a no-op in HWC memory order)."""
-    return [layer for layer in network.layers if not isinstance(layer, FlattenLayer)]
+def _range(bits: int) -> str:
+    return f"[{bits - 1}:0] "
 
 
-def read_lanes(layer: MatrixLayer | PoolLayer) -> int:
-    return layer.simd if isinstance(layer, MatrixLayer) else layer.in_shape[0]
+def _literal(value: int, bits: int) -> str:
+    """A signed Verilog literal of ``bits`` bits."""
+    return f"{'-' if value < 0 else ''}{bits}'sd{abs(value)}"
 
 
-def write_lanes(layer: MatrixLayer | PoolLayer) -> int:
-    return layer.pe if isinstance(layer, MatrixLayer) else layer.in_shape[0]
+def ident(network: Network, layer: MatrixLayer | PoolLayer) -> str:
+    """The instance / ROM-file stem of a layer: its position in the IR and its name."""
+    return f"l{network.layers.index(layer)}_{layer.name}"
 
 
-def in_channels_stored(layer: MatrixLayer | PoolLayer) -> int:
-    """Elements per input pixel in the layer's input buffer (C_in padded to SIMD for a matrix layer)."""
-    return layer.c_in_pad if isinstance(layer, MatrixLayer) else layer.in_shape[0]
+def _buffer_wires(prefix: str, buffer: BufferSizing, fixed: dict[str, str] | None = None,
+                  order: tuple[str, ...] = FEATURE_WIRES) -> list[dict[str, str]]:
+    """The wires of one buffer's ports, declared in ``order``; ``fixed`` ties some of them to a constant."""
+    widths = {"wr_base": buffer.aw, "rd_base": buffer.aw, "wr_mask": buffer.wr_lanes,
+              "wr_data": buffer.wr_lanes * buffer.bits, "rd_data": buffer.rd_lanes * buffer.bits}
+    return [{"range": _range(widths[port]) if port in widths else "", "name": f"{prefix}_{port}",
+             "value": (fixed or {}).get(port, "")} for port in order]
 
 
-def buffer_depth(layer: MatrixLayer | PoolLayer) -> int:
-    _, h, w = layer.in_shape
-    return h * w * in_channels_stored(layer)
+def _instance(module: str, name: str, comment: str, params: dict[str, Any], ports: dict[str, str],
+              wires: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """One configured instance, with the wires declared just before it."""
+    return {"module": module, "name": name, "comment": comment, "wires": wires or [],
+            "params": [{"name": k, "value": str(v)} for k, v in params.items()],
+            "ports": [{"name": k, "signal": v} for k, v in ports.items()]}
 
 
-def lane_banks(depth: int, lanes: int) -> tuple[int, int]:
-    """A feature buffer's lane memories: log2 of their count (>= the widest access) and their row width."""
-    lb = clog2(lanes)
-    return lb, addr_bits(-(-depth // (1 << lb)))
+def _buffer_instance(prefix: str, name: str, comment: str, buffer: BufferSizing,
+                     fixed: dict[str, str] | None = None, order: tuple[str, ...] = FEATURE_WIRES) -> dict[str, Any]:
+    params = {"BITS": buffer.bits, "WR_LANES": buffer.wr_lanes, "RD_LANES": buffer.rd_lanes, "AW": buffer.aw,
+              "LB": buffer.lb, "RW": buffer.rw, "WR_AB": buffer.wr_ab, "RD_AB": buffer.rd_ab,
+              "REG_READ": int(buffer.registered)}
+    ports = {"clk": "clk", "rst": "rst", **{port: f"{prefix}_{port}" for port in BUFFER_PORTS}}
+    return _instance("pf_fmap_buf", name, comment, params, ports, _buffer_wires(prefix, buffer, fixed, order))
 
 
-def alignment_bits(steps: list[int], lb: int) -> int:
-    """log2 of the power of two dividing every access base ``Σ i·step`` (at most ``lb``).
+def _matrix_params(network: Network, layer: MatrixLayer, sized: EngineSizing) -> dict[str, Any]:
+    _, h_in, w_in = layer.in_shape
+    _, h_out, w_out = layer.out_shape
+    stem = ident(network, layer)
+    return {"C_IN_PAD": layer.c_in_pad, "H_IN": h_in, "W_IN": w_in, "H_OUT": h_out, "W_OUT": w_out,
+            "STRIDE": layer.stride, "PAD": layer.padding, "PE": layer.pe, "SIMD": layer.simd,
+            "IN_BITS": layer.in_bits, "OUT_BITS": layer.out_bits, "ACC_BITS": layer.acc_bits, "SUM_W": sized.sum_w,
+            "PE_LAT": sized.pe_lat, "M_BITS": M_BITS, "RQ_W": sized.rq_w, "SHIFT": layer.shift,
+            "IS_OUTPUT": int(layer.is_output), "OUT_FOLDS": layer.out_folds, "PW": sized.pw,
+            "OUT_CHANNELS": layer.out_channels, "OUT_STRIDE": sized.out_stride, "ROM_DEPTH": sized.rom_depth,
+            "TW": sized.tw, "IN_AW": sized.in_buffer.aw, "OUT_AW": sized.out_aw, "MEM_DIR": "MEM_DIR",
+            **{key: f'"{stem}_{suffix}.mem"' for key, suffix in
+               (("W_FILE", "w"), ("IDX_FILE", "idx"), ("PTR_FILE", "ptr"), ("RQ_FILE", "rq"))}}
 
-    ``steps`` are the address steps of an engine's loops; a loop of one iteration contributes 0.
-    """
-    common = math.gcd(*steps)
-    return lb if common == 0 else min(lb, (common & -common).bit_length() - 1)
+
+def _pool_params(layer: PoolLayer, sized: EngineSizing) -> dict[str, Any]:
+    c, _, w_in = layer.in_shape
+    _, h_out, w_out = layer.out_shape
+    return {"C": c, "W_IN": w_in, "H_OUT": h_out, "W_OUT": w_out, "KERNEL": layer.kernel, "STRIDE": layer.stride,
+            "BITS": layer.in_bits, "IS_MAX": int(layer.kind == "maxpool"), "SUM_BITS": layer.sum_bits,
+            "M_BITS": M_BITS, "RQ_W": sized.rq_w, "M": _literal(layer.m, M_BITS), "B": _literal(layer.b, sized.rq_w),
+            "SHIFT": layer.shift, "OUT_STRIDE": sized.out_stride, "IN_AW": sized.in_buffer.aw,
+            "OUT_AW": sized.out_aw}
 
 
-def write_steps(layer: MatrixLayer | PoolLayer, stride: int) -> list[int]:
-    """Address steps of a layer's writes into its consumer's buffer: pixels, then (matrix) output folds."""
-    pixels = layer.out_shape[1] * layer.out_shape[2]
-    steps = [stride if pixels > 1 else 0]
+def _engine_instance(network: Network, layer: MatrixLayer | PoolLayer, sized: EngineSizing, out: str
+                     ) -> dict[str, Any]:
+    source, low = f"b{sized.position}", COUNTER_BITS * sized.position
+    counter = f"[{low + COUNTER_BITS - 1}:{low}]"
+    ports = {"clk": "clk", "rst": "rst", "in_full": f"{source}_rd_full", "rd_base": f"{source}_rd_base",
+             "rd_data": f"{source}_rd_data", "in_done": f"{source}_rd_done", "out_free": f"{out}_wr_free",
+             "wr_en": f"{out}_wr_en", "wr_base": f"{out}_wr_base", "wr_mask": f"{out}_wr_mask",
+             "wr_data": f"{out}_wr_data", "out_done": f"{out}_wr_done", "cycles": f"layer_cycles{counter}",
+             "busy": f"layer_busy{counter}"}
+    comment = f"layer {sized.position}: {layer.name} ({layer.kind})"
     if isinstance(layer, MatrixLayer):
-        steps.append(layer.pe if layer.out_folds > 1 else 0)
-    return steps
+        return _instance("pf_matrix_layer", f"u_{ident(network, layer)}", comment,
+                         _matrix_params(network, layer, sized), ports)
+    return _instance("pf_pool_layer", f"u_{ident(network, layer)}", comment, _pool_params(layer, sized), ports)
 
 
-def read_steps(layer: MatrixLayer | PoolLayer) -> list[int]:
-    """Address steps of a layer's reads from its input buffer: input pixels, then (matrix) SIMD chunks."""
-    _, h, w = layer.in_shape
-    steps = [in_channels_stored(layer) if h * w > 1 else 0]
-    if isinstance(layer, MatrixLayer):
-        steps.append(layer.simd if layer.chunks > 1 else 0)
-    return steps
-
-
-def out_stride(layer: MatrixLayer | PoolLayer, consumer: MatrixLayer | PoolLayer | None) -> int:
-    """Elements between two output pixels in the consumer's buffer (a flatten in between packs them)."""
-    channels = layer.out_shape[0]
-    if consumer is None or consumer.in_shape != layer.out_shape:
-        return channels
-    return in_channels_stored(consumer)
-
-
-def rq_bits(layer: MatrixLayer | PoolLayer) -> int:
-    """Signed width holding acc·m + b (matrix) or sum·m + b (average pool), with a spare bit."""
-    if isinstance(layer, PoolLayer):
-        return layer.sum_bits + M_BITS + 2
-    return max(layer.acc_bits + M_BITS + 1, layer.out_bits + 2)
-
-
-def _rtl_matrix(layer: MatrixLayer, consumer: MatrixLayer | PoolLayer | None, out_depth: int) -> dict[str, Any]:
-    rom_depth = layer.n_kept + 1
-    return {
-        "engine": "matrix", "pe_lat": pe_latency(layer.simd),
-        "sum_w": min(layer.in_bits + 1 + clog2(layer.simd), layer.acc_bits), "rq_w": rq_bits(layer),
-        "pw": clog2(layer.out_folds + 1), "rom_depth": rom_depth, "tw": addr_bits(rom_depth),
-        "out_stride": out_stride(layer, consumer), "out_aw": addr_bits(out_depth),
-        "wr_lanes": layer.pe, "out_elem_bits": layer.out_bits,
-    }
-
-
-def _rtl_pool(layer: PoolLayer, consumer: MatrixLayer | PoolLayer | None, out_depth: int) -> dict[str, Any]:
-    m_literal = f"{'-' if layer.m < 0 else ''}{M_BITS}'sd{abs(layer.m)}"
-    b_literal = f"{'-' if layer.b < 0 else ''}{rq_bits(layer)}'sd{abs(layer.b)}"
-    return {
-        "engine": "pool", "is_max": int(layer.kind == "maxpool"), "rq_w": rq_bits(layer),
-        "m_literal": m_literal, "b_literal": b_literal, "out_stride": out_stride(layer, consumer),
-        "out_aw": addr_bits(out_depth), "wr_lanes": layer.in_shape[0], "out_elem_bits": layer.out_bits,
-    }
-
-
-def rtl_context(network: Network) -> dict[str, Any]:
-    """network_context plus, per hardware layer, its ``rtl`` numbers and its input buffer."""
-    context = network_context(network)
+def top_context(network: Network, sizing: NetworkSizing) -> dict[str, Any]:
+    """The top as plain data: its ports' widths and its configured instances (with their wires), in file order."""
     hardware = engines(network)
-    by_name = {layer["name"]: layer for layer in context["layers"]}
-    layers = []
-    for position, layer in enumerate(hardware):
-        consumer = hardware[position + 1] if position + 1 < len(hardware) else None
-        out_depth = buffer_depth(consumer) if consumer else _logits(network)
-        build = _rtl_matrix if isinstance(layer, MatrixLayer) else _rtl_pool
-        rtl = build(layer, consumer, out_depth)
-        producer = hardware[position - 1] if position else None
-        lb, rw = lane_banks(buffer_depth(layer), max(write_lanes(producer) if producer else 1, read_lanes(layer)))
-        # the input stream writes element by element (one lane: any offset)
-        wr_steps = write_steps(producer, layers[position - 1]["rtl"]["out_stride"]) if producer else [1]
-        rtl.update(position=position, in_depth=buffer_depth(layer), in_aw=addr_bits(buffer_depth(layer)),
-                   rd_lanes=read_lanes(layer), in_lb=lb, in_rw=rw, in_wr_ab=alignment_bits(wr_steps, lb),
-                   in_rd_ab=alignment_bits(read_steps(layer), lb), in_stored=in_channels_stored(layer))
-        layers.append({**by_name[layer.name], "rtl": rtl})
-    logits = _logits(network)
-    logit_lb, logit_rw = lane_banks(logits, write_lanes(hardware[-1]))
-    logit_wr_ab = alignment_bits(write_steps(hardware[-1], layers[-1]["rtl"]["out_stride"]), logit_lb)
-    first = hardware[0]
-    # the input stream writes pixel after pixel at this stride: a flatten before the first engine packs them
-    in_stored = in_channels_stored(first) if first.in_shape == network.input_shape else network.input_shape[0]
-    context.update(top=TOP, engines=layers, n_engines=len(layers), logits=logits, logit_aw=addr_bits(logits),
-                   logit_lb=logit_lb, logit_rw=logit_rw, logit_wr_ab=logit_wr_ab,
-                   in_stored=in_stored, m_bits=M_BITS)
-    return context
+    first, logits = sizing.engines[0].in_buffer, sizing.logits
+    c, h, w = network.input_shape
+    instances = []
+    for layer, sized in zip(hardware, sizing.engines, strict=True):
+        # the input stream writes one element per beat: buffer 0's write mask is constant
+        instances.append(_buffer_instance(f"b{sized.position}", f"u_buf{sized.position}",
+                                          f"buffer {sized.position}: input of {layer.name} ({sized.in_buffer.depth}"
+                                          f" x {sized.in_buffer.bits}-bit elements per bank)", sized.in_buffer,
+                                          {"wr_mask": "1'b1"} if sized.position == 0 else None))
+    instances.append(_buffer_instance("lg", "u_buf_logits", f"logit buffer ({logits.depth} x {logits.bits}-bit "
+                                      "per bank)", logits, order=LOGIT_WIRES))
+    instances.append(_instance(
+        "pf_stream_in", "u_in", "input stream -> buffer 0",
+        {"C": c, "H": h, "W": w, "C_PAD": sizing.input_stride, "BITS": sizing.input_bits, "AW": first.aw},
+        {"clk": "clk", "rst": "rst", "in_valid": "in_valid", "in_ready": "in_ready", "in_data": "in_data",
+         **{port: f"b0_{port}" for port in ("wr_free", "wr_en", "wr_base", "wr_data", "wr_done")}}))
+    instances.append(_instance(
+        "pf_stream_out", "u_out", "logit buffer -> output stream",
+        {"N": logits.depth, "BITS": logits.bits, "AW": logits.aw},
+        {"clk": "clk", "rst": "rst", **{port: f"lg_{port}" for port in ("rd_full", "rd_base", "rd_data", "rd_done")},
+         "out_valid": "out_valid", "out_ready": "out_ready", "out_data": "out_data", "out_last": "out_last"}))
+    for layer, sized in zip(hardware, sizing.engines, strict=True):
+        out = "lg" if sized is sizing.engines[-1] else f"b{sized.position + 1}"
+        instances.append(_engine_instance(network, layer, sized, out))
+    return {"top": TOP, "name": network.name, "c_in": c, "h_in": h, "w_in": w, "logits": logits.depth,
+            "in_range": _range(sizing.input_bits), "out_range": _range(sizing.logit_bits),
+            "counter_bits": COUNTER_BITS, "counters_range": _range(COUNTER_BITS * len(hardware)),
+            "done_range": _range(len(hardware)), "instances": instances,
+            "done": [{"index": e.position, "signal": f"b{e.position}_rd_done"} for e in sizing.engines]}
 
 
-def _logits(network: Network) -> int:
-    c, h, w = network.layers[-1].out_shape
-    return c * h * w
-
-
-def rom_files(layer: MatrixLayer, ident: str, rq_w: int) -> dict[str, list[str]]:
+def rom_files(layer: MatrixLayer, stem: str, rq_w: int) -> dict[str, list[str]]:
     """The four $readmemh ROMs of a matrix layer, as lists of hex words (index ROM: col_idx decoded)."""
     sentinel = "0" * -(-layer.word_bits // 4)
-    weights = [_hex(int.from_bytes(word.tobytes(), "little"), layer.word_bits) for word in layer.words]
+    weights = [_hex(word, layer.word_bits) for word in word_values(layer)]
     index = []
     for col in layer.col_idx.tolist():
         position, chunk = divmod(col, layer.chunks)
@@ -186,10 +185,10 @@ def rom_files(layer: MatrixLayer, ident: str, rq_w: int) -> dict[str, list[str]]
     ptr_bits = addr_bits(layer.n_kept + 1)
     pointers = [_hex(v, ptr_bits) for v in layer.row_ptr.tolist()]
     return {
-        f"{ident}_w.mem": [*weights, sentinel],
-        f"{ident}_idx.mem": [*index, "0" * 12],
-        f"{ident}_ptr.mem": pointers,
-        f"{ident}_rq.mem": [*_rq_words(layer, rq_w), _hex(0, layer.pe * (M_BITS + rq_w))],
+        f"{stem}_w.mem": [*weights, sentinel],
+        f"{stem}_idx.mem": [*index, "0" * (3 * IDX_FIELD_BITS // 4)],
+        f"{stem}_ptr.mem": pointers,
+        f"{stem}_rq.mem": [*_rq_words(layer, rq_w), _hex(0, layer.pe * (M_BITS + rq_w))],
     }
 
 
@@ -206,23 +205,36 @@ def _rq_words(layer: MatrixLayer, rq_w: int) -> list[str]:
     return words
 
 
-def render(network: Network, folder: Path) -> None:
-    """Write verilog/ (library, top, ROMs) and the Makefile into ``folder``."""
-    from pyflow.ir.io import save
+def sizing_json(network: Network, sizing: NetworkSizing) -> dict[str, Any]:
+    """sizing.json: the sizing plus each engine's modelled cycles and the pipeline interval (pyflow.hw)."""
+    model = {layer.name: {"modelled": cycles.modelled_cycles(layer), "dense": cycles.dense_cycles(layer),
+                          "busy": cycles.busy_cycles(layer),
+                          "walk": cycles.walk_cycles(layer) if isinstance(layer, MatrixLayer) else None}
+             for layer in engines(network)}
+    stream_in, stream_out = cycles.stream_cycles(network)
+    return {"network": network.name, **sizing.to_json(),
+            "cycles": {"layers": model, "interval": cycles.interval_cycles(network),
+                       "latency": cycles.latency_cycles(network), "stream_in": stream_in, "stream_out": stream_out,
+                       "start_cycles": cycles.START_CYCLES}}
 
+
+def render(network: Network, folder: Path) -> None:
+    """Write verilog/ (library, top, ROMs), sizing.json and the Makefile into ``folder``."""
     env = environment(template_dir())
-    context = rtl_context(network)
+    sizing = network_sizing(network)
+    context = top_context(network, sizing)
     source = folder / SOURCE_DIR
     source.mkdir(parents=True)
     for name in LIBRARY:
         shutil.copyfile(template_dir() / name, source / name)
     (source / f"{TOP}.v").write_text(env.get_template("pyflow_top.v.j2").render(**context))
     rom = env.get_template("rom.mem.j2")
-    for layer, item in zip(engines(network), context["engines"], strict=True):
+    for layer, sized in zip(engines(network), sizing.engines, strict=True):
         if isinstance(layer, MatrixLayer):
-            for name, words in rom_files(layer, item["ident"], item["rtl"]["rq_w"]).items():
-                (source / name).write_text(rom.render(name=name, layer=item["name"], words=words))
+            for name, words in rom_files(layer, ident(network, layer), sized.rq_w).items():
+                (source / name).write_text(rom.render(name=name, layer=layer.name, words=words))
     (folder / "Makefile").write_text(env.get_template("Makefile.j2").render(**context))
+    write_json(folder / SIZING_FILE, sizing_json(network, sizing))
     save(network, folder / "ir")
 
 

@@ -5,7 +5,7 @@
 * ``compress(CompressConfig) -> Path`` — the checkpoint folder (model.pt, meta.json, metrics.json).
 * ``export(ckpt_dir, data_spec, out) -> Network`` — the IR (saved to ``out`` unless it is None).
 * ``evaluate(ir_dir_or_network, data_spec) -> dict`` — the eval.json content (golden accuracy, torch-free).
-* ``layer_shapes(model_spec, data_spec) -> list[dict]`` — matrix-layer geometries, before compression.
+* ``layer_shapes(model_spec, data_spec) -> list[LayerGeometry]`` — matrix-layer geometries, before compression.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import numpy as np
 
 from pyflow import golden
 from pyflow.compress.config import CompressConfig
-from pyflow.compress.metrics import compression
 from pyflow.data import Dataset, load_data
 from pyflow.errors import PyflowError
+from pyflow.ir.geometry import LayerGeometry
+from pyflow.ir.metrics import compression
 from pyflow.ir.model import Network
 from pyflow.util import atomic_folder
 
@@ -86,20 +87,13 @@ def _per_layer(names: list[str], value: Any, field: str, default: Any) -> dict[s
     return {name: value for name in names}
 
 
-def layer_shapes(model_spec: str, data_spec: str) -> list[dict[str, Any]]:
+def layer_shapes(model_spec: str, data_spec: str) -> list[LayerGeometry]:
     """Every matrix layer's geometry (for choosing the folding before compression)."""
     from pyflow.compress.chain import geometry, trace_chain
 
     data = load_data(data_spec)
     ops, _ = trace_chain(_user_model(model_spec, data, None), data.input_shape)
-    shapes = []
-    for op in ops:
-        if op["op"] in ("conv", "linear"):
-            geom = geometry(op)
-            shapes.append({"name": geom.name, "kind": geom.kind, "c_in": geom.c_in, "c_out": geom.c_out,
-                           "kernel": geom.kernel, "stride": geom.stride, "padding": geom.padding,
-                           "in_hw": list(geom.in_shape[1:]), "out_hw": list(geom.out_shape[1:])})
-    return shapes
+    return [geometry(op) for op in ops if op["op"] in ("conv", "linear")]
 
 
 def compress(config: CompressConfig) -> Path:

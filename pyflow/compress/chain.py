@@ -175,12 +175,12 @@ class _Tracer:
                 or isinstance(module.padding, str):
             raise PyflowError(f"layer {where!r}: Conv2d with groups/dilation/padding mode other than "
                               "1/1/'zeros' (and numeric padding) is not supported")
-        geom = Geometry(self.name("conv"), "conv", module.in_channels, module.out_channels,
-                        _pair(module.kernel_size, "kernel", where), _pair(module.stride, "stride", where),
-                        _pair(module.padding, "padding", where), module.bias is not None,
-                        tuple(self.x.shape[1:]))
-        if geom.padding >= geom.kernel:
-            raise PyflowError(f"layer {where!r}: padding {geom.padding} >= kernel {geom.kernel} is not supported")
+        kernel, padding = _pair(module.kernel_size, "kernel", where), _pair(module.padding, "padding", where)
+        if padding >= kernel:
+            raise PyflowError(f"layer {where!r}: padding {padding} >= kernel {kernel} is not supported")
+        geom = Geometry(self.name("conv"), "conv", module.in_channels, module.out_channels, kernel,
+                        _pair(module.stride, "stride", where), padding, tuple(self.x.shape[2:]),
+                        bias=module.bias is not None)
         self.add(_geom_op(geom, where), module)
 
     def linear(self, module: nn.Linear, where: str) -> None:
@@ -188,8 +188,8 @@ class _Tracer:
             raise PyflowError(f"layer {where!r}: Linear on a {tuple(self.x.shape[1:])} feature map — "
                               "flatten it first (nn.Flatten or torch.flatten(x, 1))")
         flat = self.last_flatten if self.ops and self.ops[-1]["op"] == "flatten" else None
-        geom = Geometry(self.name("fc"), "linear", module.in_features, module.out_features, 1, 1, 0,
-                        module.bias is not None, (module.in_features, 1, 1), flat)
+        geom = Geometry(self.name("fc"), "linear", module.in_features, module.out_features,
+                        bias=module.bias is not None, flat_from=flat)
         self.add(_geom_op(geom, where), module)
 
     def pool(self, module: nn.MaxPool2d | nn.AvgPool2d, where: str) -> None:
@@ -222,7 +222,7 @@ def _geom_op(geom: Geometry, where: str) -> dict[str, Any]:
 def geometry(op: dict[str, Any]) -> Geometry:
     flat = op.get("flat_from")
     return Geometry(op["name"], op["op"], op["c_in"], op["c_out"], op["kernel"], op["stride"], op["padding"],
-                    op["bias"], tuple(op["in_shape"]), tuple(flat) if flat else None)
+                    tuple(op["in_shape"][1:]), op["bias"], tuple(flat) if flat else None)
 
 
 def trace_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[dict], list[nn.Module | None]]:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pyflow import artifacts
 from pyflow.compress.chain import ChainNet
 from pyflow.errors import PyflowError
 
@@ -69,7 +70,7 @@ def save_compressed(folder: Path, model: ChainNet, meta: dict[str, Any], metrics
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    artifacts.write_json(path, doc)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

@@ -16,47 +16,21 @@ from torch's ``(c, y, x)`` to the IR's ``(y, x, c)``). ``tile_id`` maps every to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyflow.ir.packing import pad_matrix, tiles_of
+from pyflow.ir.geometry import LayerGeometry
+from pyflow.ir.model import MatrixLayer
+from pyflow.ir.packing import layer_matrix, pad_matrix, tiles_of
 
 THRESHOLD_GRAD_CLIP = 1e-3
 SURROGATE_WIDTH = 0.05  # sigmoid width of the threshold step, in units of σ
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """A matrix layer's shape, in torch terms and in the IR's."""
-
-    name: str
-    kind: str  # "conv" or "linear"
-    c_in: int
-    c_out: int
-    kernel: int
-    stride: int
-    padding: int
-    bias: bool
-    in_shape: tuple[int, int, int]  # torch (C, H, W); (F, 1, 1) for a linear layer
-    flat_from: tuple[int, int, int] | None = None  # (C, H, W) flattened right before this linear layer
-
-    @property
-    def weight_shape(self) -> tuple[int, ...]:
-        if self.kind == "conv":
-            return (self.c_out, self.c_in, self.kernel, self.kernel)
-        return (self.c_out, self.c_in)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        if self.kind == "linear":
-            return (self.c_out, 1, 1)
-        _, h, w = self.in_shape
-        size = [(v + 2 * self.padding - self.kernel) // self.stride + 1 for v in (h, w)]
-        return (self.c_out, *size)
+Geometry = LayerGeometry  # the one layer-geometry type (pyflow.ir.geometry)
 
 
 def ir_matrix(weight: np.ndarray, geom: Geometry, pe: int, simd: int) -> np.ndarray:
@@ -68,6 +42,24 @@ def ir_matrix(weight: np.ndarray, geom: Geometry, pe: int, simd: int) -> np.ndar
         c, h, w = geom.flat_from
         weight = weight.reshape(geom.c_out, c, h, w).transpose(0, 2, 3, 1)
     return pad_matrix(weight.reshape(geom.c_out, geom.c_in, 1, 1), (geom.c_out, geom.c_in, 1, 1), pe, simd)
+
+
+def torch_weight(layer: MatrixLayer, flat_from: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The inverse of :func:`ir_matrix`: an IR layer's ternary matrix in torch's layout, ``[C_out, C_in, k, k]``,
+    or ``[C_out, C·H·W]`` for a linear layer after a flatten of a ``flat_from = (C, H, W)`` map.
+
+    The IR's columns are ``(k_y, k_x, c)`` with padded channels and, after a flatten, ``(y, x, c)``; torch's are
+    ``(c, k_y, k_x)`` and ``(c, y, x)``.
+    """
+    matrix = layer_matrix(layer)[:layer.out_channels]
+    if layer.kind == "conv":
+        k = layer.kernel
+        return matrix.reshape(-1, k, k, layer.c_in_pad)[..., :layer.c_in].transpose(0, 3, 1, 2)
+    matrix = matrix[:, :layer.c_in]
+    if flat_from is None:
+        return matrix
+    c, h, w = flat_from
+    return matrix.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(layer.out_channels, -1)
 
 
 def tile_ids(geom: Geometry, pe: int, simd: int) -> tuple[np.ndarray, tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""The accelerator IR: layers, packing, validation, save/load, random networks.
+"""The accelerator IR: layers, packing, validation, save/load (random test networks: pyflow.random_ir).
 
 The data layout (lane, bit and loop order) is documented once, in :mod:`pyflow.ir.model`.
 """
@@ -16,9 +16,8 @@ from pyflow.ir.model import (
     PoolLayer,
     accumulator_bits,
 )
-from pyflow.ir.random import parse_spec, random_network
 
 __all__ = [
     "LOGIT_BITS", "M_BITS", "SCHEMA_VERSION", "FlattenLayer", "Layer", "MatrixLayer", "Network", "PoolLayer",
-    "accumulator_bits", "check_network", "load", "parse_spec", "random_network", "save",
+    "accumulator_bits", "check_network", "load", "save",
 ]

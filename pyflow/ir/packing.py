@@ -109,3 +109,9 @@ def pad_matrix(weights: np.ndarray, layer_shape: tuple[int, int, int, int], pe: 
     padded = np.zeros((m_pad, k, k, c_in_pad), dtype=weights.dtype)
     padded[:c_out, :, :, :c_in] = np.asarray(weights).reshape(layer_shape).transpose(0, 2, 3, 1)
     return padded.reshape(m_pad, k * k * c_in_pad)
+
+
+def word_values(layer: MatrixLayer) -> list[int]:
+    """Each kept tile word as one integer: lane ``i`` (PE lane ``p``, SIMD lane ``j``, ``i = p·SIMD + j``)
+    at bits ``2i``. The one decoding of the stored little-endian bytes; every backend renders from it."""
+    return [int.from_bytes(word.tobytes(), "little") for word in layer.words]

@@ -1,10 +1,10 @@
 """Gather every figure of a run into one JSON-ready dict; each figure says whether it is modelled or measured.
 
-A figure is ``{"value": v, "basis": "modelled"|"measured", "source": where it comes from}``; a figure
-whose input is missing has the value ``"n/a"`` (or ``"not run"`` for a verification view).
-"measured" means counted from an artifact (the IR's packed tiles, a simulator's hardware counters,
-Yosys' netlist, the golden model's test-set accuracy); "modelled" means predicted by a model
-(the cycle model of the RTL, the analytical resource model, the BRAM estimate).
+The report computes nothing an earlier stage owns: modelled cycles come from ``rtl/sizing.json`` (the
+cycle model at generate time), the folding plan from ``fold/folding.json``, accuracy and compression from
+``ir/eval.json`` (export), measured cycles from the simulators' summaries, cells from ``yosys.json``.
+What it does compute are views of those: utilization ratios, the resource model over the sizing, the
+heatmaps of the IR's tiles.
 """
 
 from __future__ import annotations
@@ -14,45 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from pyflow.artifacts import DEFAULT_BOARD, SIMULATORS
 from pyflow.boards import Board, load_board
 from pyflow.errors import PyflowError
-from pyflow.folding import FoldingPlan, check_folding, compare_folding, network_geometries
-from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network
+from pyflow.hw import resources
+from pyflow.hw.sizing import engines
+from pyflow.ir.metrics import compression
+from pyflow.ir.model import Layer, MatrixLayer, Network
 from pyflow.ir.packing import layer_codes, tile_mask
-from pyflow.report import resources
-from pyflow.report.inputs import SIMULATORS, RunInputs, read_inputs
+from pyflow.report.figures import MEASURED, MODELLED, NA, NOT_RUN, Figure, to_json, total
+from pyflow.report.inputs import RunInputs, read_inputs
 
 REPORT_SCHEMA = 1
-DEFAULT_BOARD = "pynq-z2"
-NA, NOT_RUN = "n/a", "not run"
-MODELLED, MEASURED = "modelled", "measured"
 SRC_IR = "IR (packed tiles)"
-SRC_CYCLES = "pyflow.sim.cycles"
-SRC_RESOURCES = "analytical resource model (pyflow.report.resources)"
+SRC_RESOURCES = "analytical resource model (pyflow.hw.resources) over rtl/sizing.json"
 VIEWS = ("csim", *SIMULATORS)
 HEATMAP_LEGEND = "'.' skipped tile; digit d: kept tile with lane fill ~ d/9 (measured, IR)"
 TOOLS = ("python", "numpy", "g++", "iverilog", "verilator", "yosys")
-
-
-def fig(value: Any, basis: str, source: str) -> dict[str, Any]:
-    if isinstance(value, float | np.floating):
-        value = round(float(value), 6)
-    elif isinstance(value, np.integer):
-        value = int(value)
-    return {"basis": basis, "source": source, "value": value}
-
-
-def ratio(num: float, den: float) -> float | str:
-    return num / den if den else NA
-
-
-def cycle_model():
-    """The RTL's cycle model (pyflow.sim.cycles), or None when that module is absent: figures become n/a."""
-    try:
-        from pyflow.sim import cycles
-    except ImportError:
-        return None
-    return cycles
+RESOURCE_KEYS = (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("dsp", "DSP"))
 
 
 def resolve_board(inputs: RunInputs, board: str | None) -> tuple[Board, str]:
@@ -66,6 +45,10 @@ def resolve_board(inputs: RunInputs, board: str | None) -> tuple[Board, str]:
     return load_board(DEFAULT_BOARD), f"default ({DEFAULT_BOARD}: no --board and no board in run.json)"
 
 
+def _cycle_source(inputs: RunInputs, key: str) -> str:
+    return f"{inputs.paths['sizing']} (pyflow.hw.cycles): {key}" if inputs.cycles else "rtl/sizing.json not found"
+
+
 # --- per layer ------------------------------------------------------------------------------------------
 
 def _eval_layer(inputs: RunInputs, name: str) -> dict[str, Any] | None:
@@ -74,31 +57,36 @@ def _eval_layer(inputs: RunInputs, name: str) -> dict[str, Any] | None:
     return next((item for item in inputs.eval.get("layers", []) if item.get("name") == name), None)
 
 
-def _requested_keep(inputs: RunInputs, network: Network, name: str) -> dict[str, Any]:
+def _requested_keep(inputs: RunInputs, name: str) -> Figure:
     item = _eval_layer(inputs, name)
     if item is not None and item.get("requested_keep") is not None:
-        return fig(item["requested_keep"], MEASURED, "eval.json (requested)")
-    exported = network.meta.get("compression", {}).get("layers", {}).get(name, {}).get("requested_keep")
+        return Figure(item["requested_keep"], MEASURED, "eval.json (requested)")
+    meta = inputs.network.meta
+    exported = meta.get("compression", {}).get("layers", {}).get(name, {}).get("requested_keep")
     if exported is not None:
-        return fig(exported, MEASURED, "IR meta compression (requested)")
-    if network.meta.get("keep") is not None:
-        return fig(network.meta["keep"], MEASURED, "IR meta (requested)")
-    return fig(NA, MEASURED, "no eval.json and no keep in the IR meta")
+        return Figure(exported, MEASURED, "IR meta compression (requested)")
+    if meta.get("keep") is not None:
+        return Figure(meta["keep"], MEASURED, "IR meta (requested)")
+    return Figure.na(MEASURED, "no eval.json and no keep in the IR meta")
 
 
-def tile_figures(inputs: RunInputs, layer: MatrixLayer) -> dict[str, Any]:
+def tile_figures(inputs: RunInputs, layer: MatrixLayer) -> dict[str, Figure]:
     item = _eval_layer(inputs, layer.name)
     if item is not None:
         src = inputs.paths["eval"]
     else:
         src = f"{inputs.paths['eval']}: no entry for this layer" if inputs.eval is not None else "eval.json not found"
+
+    def counted(key: str) -> Figure:
+        return Figure(item[key], MEASURED, src) if item else Figure.na(MEASURED, src)
+
     return {
-        "total": fig(layer.tiles_total, MEASURED, SRC_IR),
-        "kept": fig(layer.n_kept, MEASURED, SRC_IR),
-        "masked": fig(item["tiles_masked"] if item else NA, MEASURED, src),
-        "all_zero": fig(item["tiles_all_zero"] if item else NA, MEASURED, src),
-        "requested_keep": _requested_keep(inputs, inputs.network, layer.name),
-        "achieved_keep": fig(layer.n_kept / layer.tiles_total, MEASURED, SRC_IR),
+        "total": Figure(layer.tiles_total, MEASURED, SRC_IR),
+        "kept": Figure(layer.n_kept, MEASURED, SRC_IR),
+        "masked": counted("tiles_masked"),
+        "all_zero": counted("tiles_all_zero"),
+        "requested_keep": _requested_keep(inputs, layer.name),
+        "achieved_keep": Figure(layer.n_kept / layer.tiles_total, MEASURED, SRC_IR),
     }
 
 
@@ -107,80 +95,74 @@ def lane_fill(layer: MatrixLayer) -> tuple[int, int]:
     return int(np.count_nonzero(layer_codes(layer))), layer.n_kept * layer.pe * layer.simd
 
 
-def _sim_layer(sim: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(item for item in sim["layers"] if item["name"] == name)
+def modelled_figures(inputs: RunInputs, layer: Layer) -> dict[str, Figure]:
+    """Dense, sparse, sparse-ideal (tile walk, no fill) and busy cycles, as generate modelled them."""
+    model = inputs.cycles["layers"][layer.name] if inputs.cycles else None
 
+    def figure(key: str, label: str) -> Figure:
+        source = _cycle_source(inputs, label)
+        if model is None or model[key] is None:
+            return Figure.na(MODELLED, source)
+        return Figure(model[key], MODELLED, source)
 
-def modelled_figures(layer: Layer) -> dict[str, dict[str, Any]]:
-    """Dense, sparse, sparse-ideal (tile walk, no fill) and busy cycles from pyflow.sim.cycles."""
-    model = cycle_model()
-    if model is None:
-        return {key: fig(NA, MODELLED, "pyflow.sim.cycles not available") for key in ("dense", "modelled", "ideal")}
-    matrix = isinstance(layer, MatrixLayer)
-    return {"dense": fig(int(model.dense_cycles(layer)), MODELLED, SRC_CYCLES + ".dense_cycles"),
-            "modelled": fig(int(model.modelled_cycles(layer)), MODELLED, SRC_CYCLES + ".modelled_cycles"),
-            "ideal": fig(int(model.walk_cycles(layer)) if matrix else NA, MODELLED,
-                         SRC_CYCLES + ".walk_cycles (no pipeline fill)"),
-            "busy_modelled": fig(int(model.busy_cycles(layer)), MODELLED, SRC_CYCLES + ".busy_cycles")}
+    return {"dense": figure("dense", "dense_cycles"), "modelled": figure("modelled", "modelled_cycles"),
+            "ideal": figure("walk", "walk_cycles (no pipeline fill)"), "busy_modelled": figure("busy", "busy_cycles")}
 
 
 def layer_cycles(inputs: RunInputs, layer: Layer) -> dict[str, Any]:
-    cycles: dict[str, Any] = modelled_figures(layer)
+    cycles: dict[str, Any] = modelled_figures(inputs, layer)
     cycles["measured"], cycles["busy"] = {}, {}
     for sim in SIMULATORS:
         doc = inputs.sims.get(sim)
         src = inputs.paths.get(sim, f"sim_{sim}.json not found")
-        item = _sim_layer(doc, layer.name) if doc else None
-        cycles["measured"][sim] = fig(item["cycles"] if item else NOT_RUN, MEASURED, src)
-        cycles["busy"][sim] = fig(item["busy_cycles"] if item else NOT_RUN, MEASURED, src)
+        item = next(entry for entry in doc["layers"] if entry["name"] == layer.name) if doc else None
+        cycles["measured"][sim] = Figure(item["cycles"], MEASURED, src) if item else Figure.not_run(src)
+        cycles["busy"][sim] = Figure(item["busy_cycles"], MEASURED, src) if item else Figure.not_run(src)
     return cycles
 
 
-def layer_memory(layer: MatrixLayer, rq_w: int) -> dict[str, Any]:
-    idx = resources.rtl_index_bits(layer)
-    roms = ((layer.n_kept + 1, layer.word_bits), (layer.n_kept + 1, resources.IDX_ENTRY_BITS),
-            (layer.out_folds + 1, layer.pe * (resources.M_BITS + rq_w)))
-    bram = sum(resources.rom_estimate(depth, width).bram36 for depth, width in roms)
+def layer_memory(inputs: RunInputs, layer: MatrixLayer) -> dict[str, Figure]:
+    sized = inputs.sizing.engine(layer.name) if inputs.sizing else None
+    missing = "rtl/sizing.json not found"
+    requant = resources.requant_rom_bits(layer, sized.rq_w) if sized else None
     return {
-        "weight_bits": fig(resources.weight_bits(layer), MEASURED, SRC_IR + ": kept tiles x 2·PE·SIMD"),
-        "index_bits": fig(idx, MODELLED, "RTL index ROMs: 48-bit decoded entries + row pointers"),
-        "requant_bits": fig(resources.requant_bits(layer, rq_w), MODELLED, "RTL requant ROM: {b, m} per lane"),
-        "bram36": fig(bram, MODELLED, "BRAM36 estimate of the weight, index and requant ROMs"),
+        "weight_bits": Figure(resources.weight_rom_bits(layer), MEASURED, SRC_IR + ": kept tiles x 2·PE·SIMD"),
+        "index_bits": Figure(resources.index_rom_bits(layer), MODELLED,
+                             "RTL index ROMs: 48-bit decoded entries + row pointers"),
+        "requant_bits": Figure(requant, MODELLED, "RTL requant ROM: {b, m} per lane") if sized
+        else Figure.na(MODELLED, missing),
+        "bram36": Figure(resources.rom_bram36(layer, sized), MODELLED,
+                         "BRAM36 estimate of the weight, index and requant ROMs") if sized
+        else Figure.na(MODELLED, missing),
     }
 
 
-def layer_entry(inputs: RunInputs, layer: Layer, estimate: resources.Estimate, rq_w: dict[str, int]
-                ) -> dict[str, Any]:
+def layer_entry(inputs: RunInputs, layer: Layer, estimate: resources.Estimate | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind, "out_shape": list(layer.out_shape),
                              "cycles": layer_cycles(inputs, layer)}
-    entry["resources"] = {key: fig(getattr(estimate, key), MODELLED, SRC_RESOURCES)
-                          for key in ("lut", "ff", "bram36", "dsp")}
+    entry["resources"] = {key: Figure(getattr(estimate, key), MODELLED, SRC_RESOURCES) if estimate
+                          else Figure.na(MODELLED, "rtl/sizing.json not found") for key, _ in RESOURCE_KEYS}
     if isinstance(layer, MatrixLayer):
         nonzero, lanes = lane_fill(layer)
         entry.update(pe=layer.pe, simd=layer.simd, tiles=tile_figures(inputs, layer),
-                     memory=layer_memory(layer, rq_w[layer.name]))
-        entry["lane_fill"] = fig(ratio(nonzero, lanes), MEASURED, "IR: non-zero codes / lanes in kept tiles")
+                     memory=layer_memory(inputs, layer))
+        entry["lane_fill"] = Figure.ratio(nonzero, lanes, MEASURED, "IR: non-zero codes / lanes in kept tiles")
     return entry
-
-
-def _num(figure: dict[str, Any]) -> float | None:
-    value = figure["value"]
-    return None if isinstance(value, str) else value
 
 
 def add_utilization(entries: list[dict[str, Any]], network: Network) -> None:
     """Tile skipping and pipeline balance, modelled and per simulator measured (needs every layer's cycles)."""
     matrices = {layer.name for layer in network.matrix_layers}
-    modelled = [_num(e["cycles"]["modelled"]) for e in entries]
+    modelled = [e["cycles"]["modelled"].number for e in entries]
     slowest = None if None in modelled else max(modelled)
-    src = entries[0]["cycles"]["modelled"]["source"]
+    src = entries[0]["cycles"]["modelled"].source
     for entry, own in zip(entries, modelled, strict=True):
-        entry["balance"] = {"modelled": fig(ratio(own, slowest) if slowest else NA, MODELLED,
-                                            f"layer / slowest layer, {src}"), "measured": {}}
+        entry["balance"] = {"modelled": Figure.ratio(own, slowest, MODELLED, f"layer / slowest layer, {src}"),
+                            "measured": {}}
         if entry["name"] in matrices:
-            busy = _num(entry["cycles"].get("busy_modelled", {"value": NA}))
-            entry["tile_skipping"] = {"modelled": fig(ratio(busy, own) if busy is not None and own else NA,
-                                                      MODELLED, "pyflow.sim.cycles: busy_cycles / modelled_cycles"),
+            busy = entry["cycles"]["busy_modelled"].number
+            entry["tile_skipping"] = {"modelled": Figure.ratio(busy, own, MODELLED,
+                                                               f"{src}: busy_cycles / modelled_cycles"),
                                       "measured": {}}
         for sim in SIMULATORS:
             _measured_utilization(entry, entries, sim, entry["name"] in matrices)
@@ -188,78 +170,68 @@ def add_utilization(entries: list[dict[str, Any]], network: Network) -> None:
 
 def _measured_utilization(entry: dict[str, Any], entries: list[dict[str, Any]], sim: str, matrix: bool) -> None:
     cycles = entry["cycles"]["measured"][sim]
-    if cycles["value"] == NOT_RUN:
-        entry["balance"]["measured"][sim] = fig(NOT_RUN, MEASURED, cycles["source"])
+    if not cycles.known:
+        entry["balance"]["measured"][sim] = Figure.not_run(cycles.source)
         if matrix:
-            entry["tile_skipping"]["measured"][sim] = fig(NOT_RUN, MEASURED, cycles["source"])
+            entry["tile_skipping"]["measured"][sim] = Figure.not_run(cycles.source)
         return
-    slowest = max(e["cycles"]["measured"][sim]["value"] for e in entries)
-    entry["balance"]["measured"][sim] = fig(ratio(cycles["value"], slowest), MEASURED, cycles["source"])
+    slowest = max(e["cycles"]["measured"][sim].value for e in entries)
+    entry["balance"]["measured"][sim] = Figure.ratio(cycles.value, slowest, MEASURED, cycles.source)
     if matrix:
-        busy = entry["cycles"]["busy"][sim]["value"]
-        entry["tile_skipping"]["measured"][sim] = fig(ratio(busy, cycles["value"]), MEASURED,
-                                                      f"{cycles['source']}: busy_cycles / cycles")
+        busy = entry["cycles"]["busy"][sim].value
+        entry["tile_skipping"]["measured"][sim] = Figure.ratio(busy, cycles.value, MEASURED,
+                                                               f"{cycles.source}: busy_cycles / cycles")
 
 
 # --- network --------------------------------------------------------------------------------------------
 
-def _sum_fig(entries: list[dict[str, Any]], path: tuple[str, ...], basis: str, source: str) -> dict[str, Any]:
-    values = []
-    for entry in entries:
-        value: Any = entry
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            continue
-        values.append(value["value"])
-    if not values or any(isinstance(v, str) for v in values):
-        return fig(NA, basis, source)
-    return fig(sum(values), basis, source)
-
-
-def network_tiles(entries: list[dict[str, Any]], inputs: RunInputs) -> dict[str, Any]:
+def network_tiles(entries: list[dict[str, Any]], inputs: RunInputs) -> dict[str, Figure]:
     matrix = [e for e in entries if "tiles" in e]
     src_eval = inputs.paths.get("eval", "eval.json not found")
-    total = _sum_fig(matrix, ("tiles", "total"), MEASURED, SRC_IR)
-    kept = _sum_fig(matrix, ("tiles", "kept"), MEASURED, SRC_IR)
-    asked = {e["tiles"]["requested_keep"]["value"] for e in matrix}
-    sources = {e["tiles"]["requested_keep"]["source"] for e in matrix}
-    if len(asked) == 1:
-        requested = fig(asked.pop(), MEASURED, sources.pop())
-    else:
-        requested = fig("per layer", MEASURED, ", ".join(sorted(sources)))
-    return {"total": total, "kept": kept,
-            "masked": _sum_fig(matrix, ("tiles", "masked"), MEASURED, src_eval),
-            "all_zero": _sum_fig(matrix, ("tiles", "all_zero"), MEASURED, src_eval),
+    kept = total([e["tiles"]["kept"] for e in matrix], MEASURED, SRC_IR)
+    tiles = total([e["tiles"]["total"] for e in matrix], MEASURED, SRC_IR)
+    asked = {e["tiles"]["requested_keep"].to_json()["value"] for e in matrix}
+    sources = {e["tiles"]["requested_keep"].source for e in matrix}
+    requested = (Figure(asked.pop(), MEASURED, sources.pop()) if len(asked) == 1
+                 else Figure("per layer", MEASURED, ", ".join(sorted(sources))))
+    if requested.value == NA:
+        requested = Figure.na(MEASURED, requested.source)
+    return {"total": tiles, "kept": kept,
+            "masked": total([e["tiles"]["masked"] for e in matrix], MEASURED, src_eval),
+            "all_zero": total([e["tiles"]["all_zero"] for e in matrix], MEASURED, src_eval),
             "requested_keep": requested,
-            "achieved_keep": fig(ratio(kept["value"], total["value"]), MEASURED, SRC_IR)}
+            "achieved_keep": Figure.ratio(kept.number, tiles.number, MEASURED, SRC_IR)}
 
 
-def network_cycles(entries: list[dict[str, Any]], inputs: RunInputs, board: Board) -> dict[str, Any]:
-    modelled = [_num(e["cycles"]["modelled"]) for e in entries]
-    have = None not in modelled
-    src = SRC_CYCLES + ".modelled_cycles" if have else "pyflow.sim.cycles not available"
-    clock = board.clock_mhz * 1e6
+def network_cycles(inputs: RunInputs, board: Board) -> dict[str, Any]:
+    cycles, clock = inputs.cycles, board.clock_mhz * 1e6
+
+    def modelled(value: int | None, label: str) -> Figure:
+        source = _cycle_source(inputs, label)
+        return Figure(value, MODELLED, source) if cycles else Figure.na(MODELLED, source)
+
+    interval = cycles["interval"] if cycles else None
     out: dict[str, Any] = {
-        "modelled_interval": fig(max(modelled) if have else NA, MODELLED, f"{src}: slowest layer"),
-        "modelled_latency": fig(sum(modelled) if have else NA, MODELLED, f"{src}: sum of the layers"),
-        "dense_latency": _sum_fig(entries, ("cycles", "dense"), MODELLED, SRC_CYCLES + ".dense_cycles: sum"),
-        "modelled_images_per_s": fig(clock / max(modelled) if have else NA, MODELLED,
-                                     f"{board.clock_mhz:g} MHz / slowest layer ({src})"),
+        "modelled_interval": modelled(interval, "interval (slowest pipeline stage, its start cycle included)"),
+        "modelled_latency": modelled(cycles and cycles["latency"], "latency (sum of the layers)"),
+        "dense_latency": modelled(cycles and sum(item["dense"] for item in cycles["layers"].values()),
+                                  "dense_cycles: sum"),
+        "modelled_images_per_s": Figure.ratio(clock, interval, MODELLED,
+                                              f"{board.clock_mhz:g} MHz / {_cycle_source(inputs, 'interval')}"),
         "measured": {},
     }
     for sim in SIMULATORS:
         doc = inputs.sims.get(sim)
         source = inputs.paths.get(sim, f"sim_{sim}.json not found")
         if doc is None:
-            out["measured"][sim] = {key: fig(NOT_RUN, MEASURED, source)
+            out["measured"][sim] = {key: Figure.not_run(source)
                                     for key in ("cycles_per_image", "interval_cycles", "images_per_s")}
             continue
         out["measured"][sim] = {
-            "cycles_per_image": fig(doc["cycles_per_image"], MEASURED, source),
-            "interval_cycles": fig(doc["interval_cycles"], MEASURED, source),
-            "images_per_s": fig(ratio(clock, doc["interval_cycles"]), MEASURED,
-                                f"{board.clock_mhz:g} MHz / interval_cycles of {source}"),
+            "cycles_per_image": Figure(doc["cycles_per_image"], MEASURED, source),
+            "interval_cycles": Figure(doc["interval_cycles"], MEASURED, source),
+            "images_per_s": Figure.ratio(clock, doc["interval_cycles"], MEASURED,
+                                         f"{board.clock_mhz:g} MHz / interval_cycles of {source}"),
         }
     return out
 
@@ -267,82 +239,81 @@ def network_cycles(entries: list[dict[str, Any]], inputs: RunInputs, board: Boar
 def network_utilization(entries: list[dict[str, Any]], network: Network) -> dict[str, Any]:
     matrix = [e for e in entries if "tile_skipping" in e]
     fills = [lane_fill(layer) for layer in network.matrix_layers]
-    balances = [_num(e["balance"]["modelled"]) for e in matrix]  # PE arrays only: pools have none
-    busy = [_num(e["cycles"].get("busy_modelled", {"value": NA})) for e in matrix]
-    cycles = [_num(e["cycles"]["modelled"]) for e in matrix]
+    balances = [e["balance"]["modelled"].number for e in matrix]  # PE arrays only: pools have none
+    busy = [e["cycles"]["busy_modelled"].number for e in matrix]
+    cycles = [e["cycles"]["modelled"].number for e in matrix]
     have = None not in balances + busy + cycles
+    src = entries[0]["cycles"]["modelled"].source
     out: dict[str, Any] = {
-        "lane_fill": fig(ratio(sum(f[0] for f in fills), sum(f[1] for f in fills)), MEASURED,
-                         "IR: non-zero codes / lanes in kept tiles"),
-        "balance": {"modelled": fig(sum(balances) / len(balances) if have else NA, MODELLED,
-                                    "mean over the matrix layers of layer / slowest layer, pyflow.sim.cycles"),
-                    "measured": {}},
-        "tile_skipping": {"modelled": fig(ratio(sum(busy), sum(cycles)) if have else NA, MODELLED,
-                                          "pyflow.sim.cycles: Σ busy / Σ cycles of the matrix layers"),
+        "lane_fill": Figure.ratio(sum(f[0] for f in fills), sum(f[1] for f in fills), MEASURED,
+                                  "IR: non-zero codes / lanes in kept tiles"),
+        "balance": {"modelled": Figure(sum(balances) / len(balances), MODELLED,
+                                       f"mean over the matrix layers of layer / slowest layer, {src}") if have
+                    else Figure.na(MODELLED, src), "measured": {}},
+        "tile_skipping": {"modelled": Figure.ratio(sum(busy) if have else None, sum(cycles) if have else None,
+                                                   MODELLED, f"{src}: Σ busy / Σ cycles of the matrix layers"),
                           "measured": {}},
     }
     for sim in SIMULATORS:
-        measured = [e["cycles"]["measured"][sim]["value"] for e in entries]
-        source = entries[0]["cycles"]["measured"][sim]["source"]
-        if NOT_RUN in measured:
-            out["balance"]["measured"][sim] = fig(NOT_RUN, MEASURED, source)
-            out["tile_skipping"]["measured"][sim] = fig(NOT_RUN, MEASURED, source)
+        measured = [e["cycles"]["measured"][sim] for e in entries]
+        source = measured[0].source
+        if not all(figure.known for figure in measured):
+            out["balance"]["measured"][sim] = Figure.not_run(source)
+            out["tile_skipping"]["measured"][sim] = Figure.not_run(source)
             continue
-        own = [e["cycles"]["measured"][sim]["value"] for e in matrix]
-        out["balance"]["measured"][sim] = fig(sum(c / max(measured) for c in own) / len(own), MEASURED,
-                                              f"mean over the matrix layers of layer / slowest layer, {source}")
-        busy_m = sum(e["cycles"]["busy"][sim]["value"] for e in matrix)
-        total = sum(e["cycles"]["measured"][sim]["value"] for e in matrix)
-        out["tile_skipping"]["measured"][sim] = fig(ratio(busy_m, total), MEASURED,
-                                                    f"{source}: Σ busy_cycles / Σ cycles of the matrix layers")
+        slowest = max(figure.value for figure in measured)
+        own = [e["cycles"]["measured"][sim].value for e in matrix]
+        out["balance"]["measured"][sim] = Figure(sum(c / slowest for c in own) / len(own), MEASURED,
+                                                 f"mean over the matrix layers of layer / slowest layer, {source}")
+        busy_m = sum(e["cycles"]["busy"][sim].value for e in matrix)
+        out["tile_skipping"]["measured"][sim] = Figure.ratio(busy_m, sum(own), MEASURED,
+                                                             f"{source}: Σ busy_cycles / Σ cycles of the matrix layers")
     return out
 
 
-def network_memory(entries: list[dict[str, Any]]) -> dict[str, Any]:
+def network_memory(entries: list[dict[str, Any]]) -> dict[str, Figure]:
     matrix = [e for e in entries if "memory" in e]
-    return {key: _sum_fig(matrix, ("memory", key), basis, matrix[0]["memory"][key]["source"])
+    return {key: total([e["memory"][key] for e in matrix], basis, matrix[0]["memory"][key].source)
             for key, basis in (("weight_bits", MEASURED), ("index_bits", MODELLED), ("requant_bits", MODELLED),
                                ("bram36", MODELLED))}
 
 
-def network_compression(inputs: RunInputs) -> dict[str, Any]:
-    """DESIGN §1 ratios from the IR (pyflow.compress.metrics, torch-free), beside eval.json and metrics.json."""
-    from pyflow.compress.metrics import compression
+def network_compression(inputs: RunInputs) -> dict[str, Figure]:
+    """DESIGN §1 ratios, as export wrote them in eval.json (computed from the IR when there is none)."""
+    if inputs.eval is not None and "compression_with_index" in inputs.eval:
+        figures, src = inputs.eval, f"{inputs.paths['eval']} (export, pyflow.ir.metrics)"
+    else:
+        figures, src = compression(inputs.network), "IR via pyflow.ir.metrics (no eval.json)"
 
-    figures = compression(inputs.network)
-    src = "IR via pyflow.compress.metrics (DESIGN §1)"
-    out = {
-        "weights_only": fig(figures["compression_weights_only"] or NA, MEASURED, f"{src}: 32·N_total / (2·N_stored)"),
-        "with_index": fig(figures["compression_with_index"], MEASURED,
-                          f"{src}: 32·N_total / (2·N_stored + index_bits + 32·#scales)"),
-        "n_total": fig(figures["weights_total"], MEASURED, src),
-        "n_stored": fig(figures["weights_stored"], MEASURED, src),
-    }
-    for name, doc in (("eval", inputs.eval), ("metrics", inputs.metrics)):
-        for key in ("compression_weights_only", "compression_with_index"):
-            value = doc.get(key, NA) if doc is not None else NA
-            source = inputs.paths.get(name, f"{name}.json not found")
-            out[f"{name}_{key.removeprefix('compression_')}"] = fig(value, MEASURED, source)
-    return out
+    def figure(key: str, formula: str) -> Figure:
+        value = figures.get(key)
+        return Figure(value, MEASURED, f"{src}{formula}") if value is not None else Figure.na(MEASURED, src)
+
+    return {"weights_only": figure("compression_weights_only", ": 32·N_total / (2·N_stored)"),
+            "with_index": figure("compression_with_index", ": 32·N_total / (2·N_stored + index_bits + 32·#scales)"),
+            "n_total": figure("weights_total", ""), "n_stored": figure("weights_stored", "")}
 
 
-def network_resources(inputs: RunInputs, board: Board, estimates: dict[str, resources.Estimate]
+def network_resources(inputs: RunInputs, board: Board, estimates: dict[str, resources.Estimate] | None
                       ) -> dict[str, Any]:
-    estimate = sum(estimates.values(), resources.ZERO)
     budget = board.resources
-    keys = (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("dsp", "DSP"))
-    out: dict[str, Any] = {"budget": {key: fig(getattr(budget, key), MEASURED, f"boards/{board.name}.yaml")
-                                      for key, _ in keys}}
-    out["modelled"] = {key: fig(getattr(estimate, key), MODELLED, SRC_RESOURCES) for key, _ in keys}
-    out["modelled_fits"] = all(getattr(estimate, key) <= getattr(budget, key) for key, _ in keys)
+    out: dict[str, Any] = {"budget": {key: Figure(getattr(budget, key), MEASURED, f"boards/{board.name}.yaml")
+                                      for key, _ in RESOURCE_KEYS}}
+    if estimates is None:
+        out["modelled"] = {key: Figure.na(MODELLED, "rtl/sizing.json not found") for key, _ in RESOURCE_KEYS}
+        out["modelled_fits"] = NA
+    else:
+        estimate = sum(estimates.values(), resources.ZERO)
+        out["modelled"] = {key: Figure(getattr(estimate, key), MODELLED, SRC_RESOURCES) for key, _ in RESOURCE_KEYS}
+        out["modelled_fits"] = all(getattr(estimate, key) <= getattr(budget, key) for key, _ in RESOURCE_KEYS)
     if inputs.yosys is None:
-        out["measured"] = {key: fig(NOT_RUN, MEASURED, "yosys.json not found") for key, _ in keys}
+        out["measured"] = {key: Figure.not_run("yosys.json not found") for key, _ in RESOURCE_KEYS}
         out["measured_fits"] = NOT_RUN
     else:
         cells, source = inputs.yosys["cells"], inputs.paths["yosys"]
-        out["measured"] = {key: fig(cells[cell], MEASURED, f"{source} ({inputs.yosys['yosys_version']})")
-                           for key, cell in keys}
-        out["measured_fits"] = all(cells[cell] <= getattr(budget, key) for key, cell in keys)
+        out["measured"] = {key: Figure(cells[cell], MEASURED, f"{source} ({inputs.yosys['yosys_version']})")
+                           for key, cell in RESOURCE_KEYS}
+        out["measured_fits"] = all(cells[cell] <= getattr(budget, key) for key, cell in RESOURCE_KEYS)
     return out
 
 
@@ -364,10 +335,12 @@ def verification(inputs: RunInputs) -> dict[str, Any]:
                        **{key: (doc[key] if doc is not None else NOT_RUN)
                           for key in ("bit_exact", "vectors", "outputs_compared", "mismatches")}}
     statuses = [v["status"] for v in views.values()]
-    summary = ("bit-exact in every view" if all(s == "passed" for s in statuses)
-               else "NOT bit-exact: " + ", ".join(k for k, v in views.items() if v["status"] == "failed")
-               if "failed" in statuses
-               else "bit-exact where run; not run: " + ", ".join(k for k, v in views.items() if v["status"] == NOT_RUN))
+    if all(s == "passed" for s in statuses):
+        summary = "bit-exact in every view"
+    elif "failed" in statuses:
+        summary = "NOT bit-exact: " + ", ".join(k for k, v in views.items() if v["status"] == "failed")
+    else:
+        summary = "bit-exact where run; not run: " + ", ".join(k for k, v in views.items() if v["status"] == NOT_RUN)
     return {"views": views, "all_passed": all(s == "passed" for s in statuses), "summary": summary}
 
 
@@ -382,27 +355,31 @@ def tool_versions(inputs: RunInputs) -> dict[str, Any]:
             "installed (this machine)": {name: version_of(name) or "missing" for name in TOOLS}}
 
 
-def _plan_json(plan: FoldingPlan) -> dict[str, Any]:
-    return {"source": plan.source, "cycle_basis": MODELLED, "cycle_model": plan.cycle_model,
-            "slowest_cycles": plan.slowest_cycles, "mean_balance": round(plan.mean_balance, 6), "lanes": plan.lanes,
-            "layers": [{"name": f.name, "pe": f.pe, "simd": f.simd, "cycles": f.cycles, "tiles_kept": f.tiles_kept,
-                        "tiles_total": f.tiles_total, "requested_keep": f.requested_keep,
-                        "achieved_keep": round(f.achieved_keep, 6), "balance": round(f.balance, 6)}
-                       for f in plan.layers]}
-
-
-def folding_check(inputs: RunInputs, board: Board) -> dict[str, Any]:
-    """The IR's folding with its actual kept tiles (asked vs reached), and what the sparsity-aware planner and
-    the board's uniform folding would give at the kept fractions the IR reached."""
-    asked = {}
+def folding_check(inputs: RunInputs) -> dict[str, Any]:
+    """The IR's folding with its actual kept tiles and modelled cycles (asked vs reached), beside the plans
+    the fold stage chose from (fold/folding.json)."""
+    cycles = inputs.cycles["layers"] if inputs.cycles else None
+    layers = []
     for layer in inputs.network.matrix_layers:
-        value = _requested_keep(inputs, inputs.network, layer.name)["value"]
-        if value != NA:
-            asked[layer.name] = value
-    out = _plan_json(check_folding(inputs.network, asked or None))
-    reached = {layer.name: max(layer.n_kept, 1) / layer.tiles_total for layer in inputs.network.matrix_layers}
-    aware, uniform, text = compare_folding(network_geometries(inputs.network), board, reached)
-    out["comparison"] = {"sparsity_aware": _plan_json(aware), "uniform": _plan_json(uniform), "text": text}
+        asked = _requested_keep(inputs, layer.name)
+        layers.append({"name": layer.name, "pe": layer.pe, "simd": layer.simd,
+                       "cycles": cycles[layer.name]["modelled"] if cycles else NA,
+                       "tiles_kept": layer.n_kept, "tiles_total": layer.tiles_total,
+                       "requested_keep": asked.value if asked.known else None,
+                       "achieved_keep": round(layer.n_kept / layer.tiles_total, 6)})
+    slowest = max(item["cycles"] for item in layers) if cycles else None
+    for item in layers:
+        item["balance"] = round(item["cycles"] / slowest, 6) if slowest else NA
+    out = {"source": "checked (actual kept tiles of the IR)", "cycle_basis": MODELLED,
+           "cycle_model": _cycle_source(inputs, "modelled_cycles"), "layers": layers,
+           "slowest_cycles": slowest if cycles else NA,
+           "mean_balance": round(sum(item["balance"] for item in layers) / len(layers), 6) if cycles else NA,
+           "lanes": sum(item["pe"] * item["simd"] for item in layers)}
+    plans = inputs.folding
+    out["comparison"] = ({"sparsity_aware": plans["plan"], "uniform": plans["uniform"], "text": plans["text"],
+                          "source": inputs.paths["folding"]} if plans else
+                         {"sparsity_aware": None, "uniform": None, "text": "fold stage not run (no fold/folding.json)",
+                          "source": "fold/folding.json not found"})
     return out
 
 
@@ -424,32 +401,33 @@ def heatmaps(network: Network) -> dict[str, Any]:
 def build_from_inputs(inputs: RunInputs, board: str | None = None) -> dict[str, Any]:
     board_obj, board_source = resolve_board(inputs, board)
     network = inputs.network
-    estimates, rq_w = resources.engine_estimates(network), resources.rq_width(network)
-    entries = [layer_entry(inputs, layer, estimates[layer.name], rq_w) for layer in network.layers
-               if not isinstance(layer, FlattenLayer)]
+    estimates = resources.engine_estimates(network, inputs.sizing) if inputs.sizing else None
+    entries = [layer_entry(inputs, layer, estimates[layer.name] if estimates else None) for layer in engines(network)]
     add_utilization(entries, network)
-    accuracy = inputs.eval.get("accuracy", NA) if inputs.eval else NA
-    return {
+    accuracy = inputs.eval.get("accuracy") if inputs.eval else None
+    accuracy_source = inputs.paths.get("eval", "eval.json not found") + " (golden model, test set)"
+    report = {
         "schema": REPORT_SCHEMA,
         "inputs": dict(sorted(inputs.paths.items())),
         "board": {"name": board_obj.name, "part": board_obj.part, "clock_mhz": board_obj.clock_mhz,
                   "chosen_by": board_source},
         "network": {"name": network.name, "input_shape": list(network.input_shape), "a_bits": network.a_bits,
-                    "accuracy": fig(accuracy, MEASURED, inputs.paths.get("eval", "eval.json not found")
-                                    + " (golden model, test set)"),
+                    "accuracy": Figure(accuracy, MEASURED, accuracy_source) if accuracy is not None
+                    else Figure.na(MEASURED, accuracy_source),
                     "tiles": network_tiles(entries, inputs),
-                    "cycles": network_cycles(entries, inputs, board_obj),
+                    "cycles": network_cycles(inputs, board_obj),
                     "utilization": network_utilization(entries, network),
                     "memory": network_memory(entries),
                     "compression": network_compression(inputs)},
         "layers": entries,
         "resources": network_resources(inputs, board_obj, estimates),
         "verification": verification(inputs),
-        "folding": folding_check(inputs, board_obj),
+        "folding": folding_check(inputs),
         "tools": tool_versions(inputs),
         "heatmaps": heatmaps(network),
-        "cycle_model": SRC_CYCLES if cycle_model() else "pyflow.sim.cycles not available: modelled cycles n/a",
+        "cycle_model": _cycle_source(inputs, "pyflow.hw.cycles at generate time"),
     }
+    return to_json(report)
 
 
 def build_report(run_dir: str | Path, board: str | None = None) -> dict[str, Any]:

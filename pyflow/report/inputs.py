@@ -1,7 +1,8 @@
 """Find and read the artifacts of a run folder (formats: notes/contracts.md), each problem one line.
 
-A run folder holds ``ir/`` (network.json, weights.npz, maybe eval.json), ``hls/csim.json``,
-``rtl/sim_<simulator>.json``, ``rtl/yosys.json``, ``checkpoint/metrics.json`` and maybe ``run.json``.
+A run folder holds ``ir/`` (network.json, weights.npz, maybe eval.json), ``fold/folding.json``,
+``hls/csim.json``, ``rtl/sizing.json``, ``rtl/sim_<simulator>.json``, ``rtl/yosys.json``,
+``checkpoint/metrics.json`` and maybe ``run.json``.
 An output of ``pyflow generate --backend both`` is accepted too: its IR copy sits in ``rtl/ir`` or ``hls/ir``.
 """
 
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyflow.artifacts import CSIM_FILE, EVAL_FILE, FOLDING_FILE, SIMULATORS, SIZING_FILE, YOSYS_FILE, sim_file
 from pyflow.errors import PyflowError
+from pyflow.hw.sizing import NetworkSizing
 from pyflow.ir import load
 from pyflow.ir.model import FlattenLayer, Network
 
-SIMULATORS = ("icarus", "verilator")
 IR_PLACES = ("ir", "rtl/ir", "hls/ir")
 SIM_FIELDS = ("simulator", "vectors", "outputs_compared", "mismatches", "bit_exact", "cycles_per_image",
               "interval_cycles", "total_cycles", "layers")
@@ -39,6 +41,9 @@ class RunInputs:
     csim: dict[str, Any] | None
     sims: dict[str, dict[str, Any]]  # simulator -> sim_<simulator>.json
     yosys: dict[str, Any] | None
+    sizing: NetworkSizing | None  # rtl/sizing.json: what the RTL was built with
+    cycles: dict[str, Any] | None  # rtl/sizing.json's "cycles": the cycle model at generate time
+    folding: dict[str, Any] | None  # fold/folding.json: the plan chosen before compression
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -107,6 +112,22 @@ def check_eval(doc: dict[str, Any], network: Network, where: str) -> dict[str, A
     return doc
 
 
+def check_sizing(doc: dict[str, Any], network: Network, where: str) -> tuple[NetworkSizing, dict[str, Any]]:
+    """Validate sizing.json against the IR's engines; returns the sizing and its modelled cycles."""
+    _require(doc, ("engines", "cycles"), where)
+    try:
+        sizing = NetworkSizing.from_json(doc)
+        cycles = doc["cycles"]
+        _require(cycles, ("layers", "interval", "latency"), f"{where}: cycles")
+    except (KeyError, TypeError) as exc:
+        raise PyflowError(f"{where}: malformed sizing ({exc}); regenerate with `pyflow generate`") from None
+    expected = [layer.name for layer in network.layers if not isinstance(layer, FlattenLayer)]
+    names = [engine.name for engine in sizing.engines]
+    if names != expected or sorted(cycles["layers"]) != sorted(expected):
+        raise PyflowError(f"{where}: engines {names} do not match the IR's layers {expected}")
+    return sizing, cycles
+
+
 def read_inputs(run_dir: str | Path) -> RunInputs:
     run_dir = Path(run_dir)
     ir_dir = find_ir(run_dir)
@@ -114,22 +135,29 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     ir_rel = ir_dir.relative_to(run_dir).as_posix()
     paths: dict[str, str] = {"ir": ir_rel}
     run = _optional(run_dir, ("run.json",), paths, "run")
-    evaluation = _optional(run_dir, (f"{ir_rel}/eval.json", "eval.json"), paths, "eval")
+    evaluation = _optional(run_dir, (f"{ir_rel}/{EVAL_FILE}", EVAL_FILE), paths, "eval")
     if evaluation is not None:
         check_eval(evaluation, network, str(run_dir / paths["eval"]))
     metrics = _optional(run_dir, ("checkpoint/metrics.json", "metrics.json"), paths, "metrics")
-    csim = _optional(run_dir, ("hls/csim.json", "csim.json"), paths, "csim")
+    csim = _optional(run_dir, (f"hls/{CSIM_FILE}", CSIM_FILE), paths, "csim")
     if csim is not None:
         _require(csim, CSIM_FIELDS, str(run_dir / paths["csim"]))
     sims = {}
     for simulator in SIMULATORS:
-        doc = _optional(run_dir, (f"rtl/sim_{simulator}.json", f"sim_{simulator}.json"), paths, simulator)
+        doc = _optional(run_dir, (f"rtl/{sim_file(simulator)}", sim_file(simulator)), paths, simulator)
         if doc is not None:
             sims[simulator] = check_sim(doc, network, str(run_dir / paths[simulator]))
-    yosys = _optional(run_dir, ("rtl/yosys.json", "yosys.json"), paths, "yosys")
+    yosys = _optional(run_dir, (f"rtl/{YOSYS_FILE}", YOSYS_FILE), paths, "yosys")
     if yosys is not None:
         where = str(run_dir / paths["yosys"])
         _require(yosys, ("yosys_version", "cells"), where)
         _require(yosys["cells"], YOSYS_CELLS, f"{where}: cells")
+    sizing = cycles = None
+    doc = _optional(run_dir, (f"rtl/{SIZING_FILE}", SIZING_FILE), paths, "sizing")
+    if doc is not None:
+        sizing, cycles = check_sizing(doc, network, str(run_dir / paths["sizing"]))
+    folding = _optional(run_dir, (f"fold/{FOLDING_FILE}",), paths, "folding")
+    if folding is not None:
+        _require(folding, ("plan", "uniform", "text"), str(run_dir / paths["folding"]))
     return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation, metrics=metrics,
-                     csim=csim, sims=sims, yosys=yosys)
+                     csim=csim, sims=sims, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding)

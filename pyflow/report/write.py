@@ -6,14 +6,14 @@ Both renderings come from the same list of tables; every column holding figures 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from pyflow.report.build import NA, NOT_RUN, build_report
-from pyflow.report.inputs import SIMULATORS
+from pyflow.artifacts import SIMULATORS, write_json
+from pyflow.report.build import build_report
+from pyflow.report.figures import NA, NOT_RUN
 from pyflow.report.svg import grouped_bars, heatmap
 from pyflow.util import atomic_folder
 
@@ -77,10 +77,6 @@ def summary_table(report: dict[str, Any]) -> Table:
         rows.append(_row(f"PE utilization: pipeline balance ({sim})", util["balance"]["measured"][sim], "pct"))
     rows += [_row("compression, weights only", comp["weights_only"], "x"),
              _row("compression, with index", comp["with_index"], "x"),
-             _row("compression, weights only (eval.json)", comp["eval_weights_only"], "x"),
-             _row("compression, with index (eval.json)", comp["eval_with_index"], "x"),
-             _row("compression, weights only (metrics.json)", comp["metrics_weights_only"], "x"),
-             _row("compression, with index (metrics.json)", comp["metrics_with_index"], "x"),
              _row("weight ROM bits", mem["weight_bits"]), _row("index ROM bits", mem["index_bits"]),
              _row("requant parameter bits", mem["requant_bits"]), _row("ROM BRAM36", mem["bram36"])]
     return Table("Summary", ("figure", "value", "basis", "source"), tuple(rows),
@@ -117,8 +113,8 @@ def cycles_table(report: dict[str, Any]) -> Table:
     return Table("Cycles per layer, one image",
                  ("layer", "dense (modelled)", "sparse (modelled)", "sparse ideal (modelled)",
                   *(f"{s} (measured)" for s in SIMULATORS), *(f"busy {s} (measured)" for s in SIMULATORS)),
-                 tuple(rows), "modelled: pyflow.sim.cycles (dense = every tile kept; sparse ideal = the tile walk "
-                              "without pipeline fill); measured: the RTL's hardware counters")
+                 tuple(rows), "modelled: pyflow.hw.cycles, from rtl/sizing.json (dense = every tile kept; sparse "
+                              "ideal = the tile walk without pipeline fill); measured: the RTL's hardware counters")
 
 
 def utilization_table(report: dict[str, Any]) -> Table:
@@ -176,27 +172,30 @@ def _fits(value: Any, budget: int) -> str:
 def folding_table(report: dict[str, Any]) -> Table:
     fold = report["folding"]
     rows = tuple((f["name"], f"{f['pe']}x{f['simd']}", f"{f['tiles_kept']}/{f['tiles_total']}",
-                  NA if f["requested_keep"] is None else f"{f['requested_keep']:.3f}", f"{f['achieved_keep']:.3f}",
-                  str(f["cycles"]), f"{100 * f['balance']:.1f} %") for f in fold["layers"])
+                  fmt(f["requested_keep"], "float"), fmt(f["achieved_keep"], "float"), fmt(f["cycles"]),
+                  fmt(f["balance"], "pct")) for f in fold["layers"])
     return Table("Folding check: asked vs reached",
                  ("layer", "PE x SIMD", "kept tiles (measured)", "keep asked", "keep reached (measured)",
                   "cycles (modelled)", "balance (modelled)"), rows,
-                 f"{fold['source']}; cycles {fold['cycle_model']}; slowest {fold['slowest_cycles']} cycles, "
-                 f"mean balance {100 * fold['mean_balance']:.1f} %")
+                 f"{fold['source']}; cycles {fold['cycle_model']}; slowest {fmt(fold['slowest_cycles'])} cycles, "
+                 f"mean balance {fmt(fold['mean_balance'], 'pct')}")
 
 
 def comparison_table(report: dict[str, Any]) -> Table:
     comparison = report["folding"]["comparison"]
     rows = []
-    for label, plan in (("this IR (checked)", report["folding"]), ("sparsity-aware plan", comparison["sparsity_aware"]),
-                        ("uniform board default", comparison["uniform"])):
+    plans = (("this IR (checked)", report["folding"]), ("sparsity-aware plan", comparison["sparsity_aware"]),
+             ("uniform board default", comparison["uniform"]))
+    for label, plan in plans:
+        if plan is None:
+            rows.append((label, NOT_RUN, "", "", ""))
+            continue
         foldings = ", ".join(f"{f['name']} {f['pe']}x{f['simd']}" for f in plan["layers"])
-        rows.append((label, foldings, str(plan["lanes"]), str(plan["slowest_cycles"]),
-                     f"{100 * plan['mean_balance']:.1f} %"))
-    return Table("Folding: this IR vs sparsity-aware vs uniform, at the kept fractions reached",
+        rows.append((label, foldings, str(plan["lanes"]), fmt(plan["slowest_cycles"]),
+                     fmt(plan["mean_balance"], "pct")))
+    return Table("Folding: this IR vs the plans of the fold stage (sparsity-aware, uniform; at the keep asked)",
                  ("folding", "PE x SIMD per layer", "lanes", "slowest layer cycles (modelled)",
-                  "mean balance (modelled)"), tuple(rows), comparison["sparsity_aware"]["source"] + "; cycles "
-                 + comparison["sparsity_aware"]["cycle_model"])
+                  "mean balance (modelled)"), tuple(rows), comparison["source"])
 
 
 def tools_table(report: dict[str, Any]) -> Table:
@@ -324,7 +323,7 @@ def write_report(run_dir: str | Path, board: str | None = None) -> Path:
     report = build_report(run_dir, board)
     folder = Path(run_dir) / REPORT_FOLDER
     with atomic_folder(folder, kind="report") as tmp:
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / "report.json", report)
         (tmp / "report.md").write_text(markdown(report))
         (tmp / "report.html").write_text(html(report))
     return folder

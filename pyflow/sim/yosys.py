@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pyflow.artifacts import YOSYS_FILE, write_json
 from pyflow.errors import PyflowError
 
 PART_FAMILY = "xilinx (synth_xilinx -noiopad)"
@@ -103,7 +104,7 @@ def synthesize(rtl_dir: str | Path, timeout: float | None = None) -> dict[str, A
     start = time.perf_counter()
     stat, pe_dsp = run_yosys(sources(project), TOP, project / "verilog", timeout=timeout)
     summary = summarize(stat, TOP, pe_dsp)
-    (project / "yosys.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_json(project / YOSYS_FILE, summary)
     summary["_seconds"] = time.perf_counter() - start
     return summary
 

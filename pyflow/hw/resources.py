@@ -1,7 +1,7 @@
 """Analytical resource model of the generated RTL (rtl_templates/): LUT, FF, BRAM36, DSP — all *modelled*.
 
-It follows the structure of the hand-written modules, from the numbers the RTL generator itself
-uses (``pyflow.codegen.rtl.rtl_context``):
+It follows the structure of the hand-written modules, from the sizing the RTL generator renders
+(:func:`pyflow.hw.sizing.network_sizing`):
 
 * ``pf_pe_lanes``: per lane a registered select/negate of ``SUM_W`` bits; per PE a pipelined adder tree
   of ``SIMD − 1`` adders (``SUM_W`` wide), registered every second level;
@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from pyflow.boards import Board
-from pyflow.ir.model import M_BITS, MatrixLayer, Network
+from pyflow.hw.sizing import IDX_ENTRY_BITS, BufferSizing, EngineSizing, NetworkSizing, clog2, engines, tree_width
+from pyflow.ir.model import M_BITS, MatrixLayer, Network, PoolLayer
 
 BRAM36_BITS = 36 * 1024
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
 ROM_IN_LUTS_MAX_BITS = 4096  # smaller ROMs become LUT logic (64 bits per LUT6)
-IDX_ENTRY_BITS = 48  # pf_matrix_layer's idx_rom: {chunk, k_x, k_y}, 16 bits each
 PE_ARRAY_SHARE = 0.6  # share of the board's LUTs the folding may give to PE lanes
 MATRIX_CONTROL = (300, 400)  # (LUT, FF) of the walker, counters and handshakes of one matrix engine
 POOL_CONTROL = (60, 270)
@@ -51,17 +50,9 @@ class Estimate:
 ZERO = Estimate(0, 0, 0.0, 0)
 
 
-def clog2(value: int) -> int:
-    return max(0, int(value - 1).bit_length())
-
-
-def sum_width(in_bits: int, simd: int) -> int:
-    return in_bits + 1 + clog2(simd)
-
-
 def lane_luts(in_bits: int, simd: int) -> int:
-    """LUTs per ``PE × SIMD`` lane: its select/negate plus one adder-tree input (both ``SUM_W`` wide)."""
-    return 2 * sum_width(in_bits, simd)
+    """LUTs per ``PE × SIMD`` lane: its select/negate plus one adder-tree input (both tree-width wide)."""
+    return 2 * tree_width(in_bits, simd)
 
 
 def lane_budget(board: Board, in_bits: int = 8, simd: int = 8) -> int:
@@ -89,87 +80,80 @@ def dsp_for(a_bits: int, b_bits: int) -> int:
     return math.ceil(a_bits / 25) * math.ceil(b_bits / 18)
 
 
-def rtl_index_bits(layer: MatrixLayer) -> int:
+def index_rom_bits(layer: MatrixLayer) -> int:
     """The RTL's index ROMs: decoded entries (48 bits, plus a sentinel) and the row-pointer ROM."""
     return (layer.n_kept + 1) * IDX_ENTRY_BITS + (layer.out_folds + 1) * max(1, clog2(layer.n_kept + 1))
 
 
-def requant_bits(layer: MatrixLayer, rq_w: int) -> int:
+def requant_rom_bits(layer: MatrixLayer, rq_w: int) -> int:
     """The requant ROM: per output fold, per PE lane ``{b (RQ_W), m (M_BITS)}``."""
     return layer.out_folds * layer.pe * (M_BITS + rq_w)
 
 
-def weight_bits(layer: MatrixLayer) -> int:
+def weight_rom_bits(layer: MatrixLayer) -> int:
     return layer.n_kept * layer.word_bits
 
 
-def matrix_estimate(engine: dict[str, Any]) -> Estimate:
-    """One pf_matrix_layer with its PE lanes, requantizer and ROMs (``engine``: an rtl_context entry)."""
-    rtl, pe, simd = engine["rtl"], engine["pe"], engine["simd"]
-    sum_w, acc, rq_w = rtl["sum_w"], engine["acc_bits"], rtl["rq_w"]
+def rom_shapes(layer: MatrixLayer, sizing: EngineSizing) -> tuple[tuple[int, int], ...]:
+    """(depth, width) of the weight, index, row-pointer and requant ROMs of a matrix engine."""
+    return ((sizing.rom_depth, layer.word_bits), (sizing.rom_depth, IDX_ENTRY_BITS),
+            (layer.out_folds + 1, sizing.tw), (layer.out_folds + 1, layer.pe * (M_BITS + sizing.rq_w)))
+
+
+def rom_bram36(layer: MatrixLayer, sizing: EngineSizing) -> float:
+    """BRAM36 of the weight, index and requant ROMs (the row pointers are always small)."""
+    weights, index, _, requant = rom_shapes(layer, sizing)
+    return sum(rom_estimate(depth, width).bram36 for depth, width in (weights, index, requant))
+
+
+def matrix_estimate(layer: MatrixLayer, sizing: EngineSizing) -> Estimate:
+    """One pf_matrix_layer with its PE lanes, requantizer and ROMs."""
+    pe, simd, sum_w, acc = layer.pe, layer.simd, sizing.sum_w, layer.acc_bits
     tree_regs = max(1, simd // 2)  # registered adder-tree nodes per PE (every second level)
-    out_bits = min(engine["out_bits"], 32)
+    out_bits = min(layer.out_bits, 32)
     lut = pe * simd * sum_w + pe * (simd - 1) * sum_w + pe * acc + 2 * pe * out_bits + MATRIX_CONTROL[0]
     ff = pe * simd * sum_w + pe * tree_regs * sum_w + pe * acc + pe * out_bits + MATRIX_CONTROL[1]
-    roms = (rom_estimate(rtl["rom_depth"], engine["word_bits"]), rom_estimate(rtl["rom_depth"], IDX_ENTRY_BITS),
-            rom_estimate(engine["out_folds"] + 1, rtl["tw"]),
-            rom_estimate(engine["out_folds"] + 1, pe * (M_BITS + rq_w)))
-    own = Estimate(lut, ff, 0.0, pe * dsp_for(acc, M_BITS))
-    return sum(roms, ZERO) + own
+    roms = sum((rom_estimate(depth, width) for depth, width in rom_shapes(layer, sizing)), ZERO)
+    return roms + Estimate(lut, ff, 0.0, pe * dsp_for(acc, M_BITS))
 
 
-def pool_estimate(engine: dict[str, Any]) -> Estimate:
+def pool_estimate(layer: PoolLayer, sizing: EngineSizing) -> Estimate:
     """One pf_pool_layer: per channel a window max (compare) or sum, and for avgpool a requant multiplier."""
-    rtl, channels, bits = engine["rtl"], engine["c_in"], engine["in_bits"]
-    if rtl["is_max"]:
+    channels, bits = layer.in_shape[0], layer.in_bits
+    if layer.kind == "maxpool":
         return Estimate(2 * channels * bits + POOL_CONTROL[0], 2 * channels * bits + POOL_CONTROL[1], 0.0, 0)
-    sum_bits = engine["sum_bits"]
-    lut = channels * (sum_bits + rtl["rq_w"]) + POOL_CONTROL[0]
-    ff = channels * (sum_bits + 2 * rtl["rq_w"] + bits) + POOL_CONTROL[1]
-    return Estimate(lut, ff, 0.0, channels * dsp_for(sum_bits, M_BITS))
+    lut = channels * (layer.sum_bits + sizing.rq_w) + POOL_CONTROL[0]
+    ff = channels * (layer.sum_bits + 2 * sizing.rq_w + bits) + POOL_CONTROL[1]
+    return Estimate(lut, ff, 0.0, channels * dsp_for(layer.sum_bits, M_BITS))
 
 
-def buffer_estimate(rtl_buffer: dict[str, int], bits: int, rd_lanes: int, registered: bool = True) -> Estimate:
-    """A pf_fmap_buf (``rtl_buffer``: lb, rw, wr_ab, rd_ab as the RTL generator sizes it): per lane memory
-    two banks of ``2^RW`` rows — block RAM when registered and at least ``ROM_IN_LUTS_MAX_BITS`` bits, else
-    LUT RAM — and a row adder; the rotators are ``2^(LB − AB)``:1 multiplexers, a LUT6 per 4:1."""
-    lanes, rows = 1 << rtl_buffer["lb"], 2 << rtl_buffer["rw"]
-    if registered and rows * bits >= ROM_IN_LUTS_MAX_BITS:
+def buffer_estimate(buffer: BufferSizing) -> Estimate:
+    """A pf_fmap_buf: per lane memory two banks of ``2^RW`` rows — block RAM when registered and at least
+    ``ROM_IN_LUTS_MAX_BITS`` bits, else LUT RAM — and a row adder; the rotators are ``2^(LB − AB)``:1
+    multiplexers, a LUT6 per 4:1."""
+    lanes, rows, bits = 1 << buffer.lb, 2 << buffer.rw, buffer.bits
+    if buffer.registered and rows * bits >= ROM_IN_LUTS_MAX_BITS:
         memory = Estimate(0, lanes * bits, lanes * bram36_for(rows, bits), 0)
     else:
         lutram = lanes * math.ceil(rows / LUTRAM_ROWS) * math.ceil(bits / LUTRAM_BITS) * LUTRAM_LUTS
-        memory = Estimate(lutram, lanes * bits if registered else 0, 0.0, 0)
-    write_mux = lanes * bits * math.ceil((rtl_buffer["lb"] - rtl_buffer["wr_ab"]) / 2)
-    read_mux = rd_lanes * bits * math.ceil((rtl_buffer["lb"] - rtl_buffer["rd_ab"]) / 2)
-    adders = 2 * lanes * rtl_buffer["rw"] if rtl_buffer["lb"] else 0
+        memory = Estimate(lutram, lanes * bits if buffer.registered else 0, 0.0, 0)
+    write_mux = lanes * bits * math.ceil((buffer.lb - buffer.wr_ab) / 2)
+    read_mux = buffer.rd_lanes * bits * math.ceil((buffer.lb - buffer.rd_ab) / 2)
+    adders = 2 * lanes * buffer.rw if buffer.lb else 0
     return memory + Estimate(write_mux + read_mux + adders + BUF_CONTROL[0], BUF_CONTROL[1], 0.0, 0)
 
 
-def engine_estimates(network: Network) -> dict[str, Estimate]:
-    """Per hardware layer (flatten excluded): its engine plus its input buffer; the logits buffer goes to
-    the last layer."""
-    from pyflow.codegen.rtl import rtl_context
-
-    context = rtl_context(network)
-    engines, out = context["engines"], {}
-    for engine in engines:
-        rtl = engine["rtl"]
-        core = matrix_estimate(engine) if rtl["engine"] == "matrix" else pool_estimate(engine)
-        in_buffer = {key: rtl[f"in_{key}"] for key in ("lb", "rw", "wr_ab", "rd_ab")}
-        out[engine["name"]] = core + buffer_estimate(in_buffer, engine["in_bits"], rtl["rd_lanes"])
-    last = engines[-1]["name"]
-    ports = Estimate(*STREAM_PORTS, 0.0, 0)
-    logits = {key: context[f"logit_{key}"] for key in ("lb", "rw", "wr_ab")} | {"rd_ab": 0}
-    out[last] = out[last] + buffer_estimate(logits, 32, 1, registered=False) + ports
+def engine_estimates(network: Network, sizing: NetworkSizing) -> dict[str, Estimate]:
+    """Per engine (flatten has none): its core plus its input buffer; the logit buffer and the stream
+    ports go to the last engine."""
+    out = {}
+    for layer, sized in zip(engines(network), sizing.engines, strict=True):
+        core = matrix_estimate(layer, sized) if isinstance(layer, MatrixLayer) else pool_estimate(layer, sized)
+        out[layer.name] = core + buffer_estimate(sized.in_buffer)
+    last = sizing.engines[-1].name
+    out[last] = out[last] + buffer_estimate(sizing.logits) + Estimate(*STREAM_PORTS, 0.0, 0)
     return out
 
 
-def network_estimate(network: Network) -> Estimate:
-    return sum(engine_estimates(network).values(), ZERO)
-
-
-def rq_width(network: Network) -> dict[str, int]:
-    """RQ_W per matrix layer, as the RTL generator sizes it."""
-    from pyflow.codegen.rtl import rq_bits
-
-    return {layer.name: rq_bits(layer) for layer in network.matrix_layers}
+def network_estimate(network: Network, sizing: NetworkSizing) -> Estimate:
+    return sum(engine_estimates(network, sizing).values(), ZERO)

@@ -1,4 +1,4 @@
-"""Valid random networks from a compact spec, for testing the backends without PyTorch.
+"""Valid random networks from a compact spec, for testing the backends without PyTorch (`pyflow random`).
 
 Spec: layer tokens separated by spaces or commas::
 
@@ -13,6 +13,7 @@ Requantization is calibrated on random images so that activations spread over th
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 
@@ -163,3 +164,35 @@ def _calibrate(layer: MatrixLayer, acc: np.ndarray, a_bits: int, rng: np.random.
 def _replace(layer: MatrixLayer, **changes: object) -> MatrixLayer:
     fields = {key: getattr(layer, key) for key in layer.__dataclass_fields__}
     return MatrixLayer(**{**fields, **changes})
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("random", help="write a random IR from a compact layer spec")
+    parser.add_argument("spec", help='layers, e.g. "conv8k3p1 maxpool2 conv16k3p1 linear10"')
+    parser.add_argument("--input-shape", default="1,8,8", help="C,H,W of the uint8 input (default 1,8,8)")
+    parser.add_argument("--pe", type=int, default=4)
+    parser.add_argument("--simd", type=int, default=4)
+    parser.add_argument("--keep", type=float, default=0.5, help="kept fraction of tiles per layer")
+    parser.add_argument("--a-bits", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="IR folder to write")
+    parser.set_defaults(func=_random)
+
+
+def _random(args: argparse.Namespace) -> int:
+    from pyflow.errors import PyflowError
+    from pyflow.ir import save
+
+    try:
+        shape = tuple(int(v) for v in args.input_shape.split(","))
+    except ValueError:
+        raise PyflowError(f"--input-shape: expected C,H,W integers, got {args.input_shape!r}") from None
+    if len(shape) != 3:
+        raise PyflowError(f"--input-shape: expected C,H,W, got {args.input_shape!r}")
+    network = random_network(args.spec, shape, pe=args.pe, simd=args.simd, keep=args.keep,
+                             a_bits=args.a_bits, seed=args.seed)
+    save(network, args.out)
+    kept = sum(layer.n_kept for layer in network.matrix_layers)
+    total = sum(layer.tiles_total for layer in network.matrix_layers)
+    print(f"wrote {args.out}: {len(network.layers)} layers, {kept}/{total} tiles kept")
+    return 0
+

@@ -1,0 +1,222 @@
+"""Every width, depth, lane bank, alignment and latency of the RTL engines (rtl_templates/pf_*.v).
+
+:func:`network_sizing` sizes one network once; the RTL generator renders it (and writes it to
+``rtl/sizing.json``), the resource model and the report read it. Flatten is no hardware: in HWC memory
+order it moves no data, so the engines are the matrix and pool layers.
+
+Feature buffers (``pf_fmap_buf``) hold one element per lane-memory word in ``2^LB`` lane memories of
+``2^RW`` rows per image bank; an access of ``L`` consecutive elements at base ``a`` touches lanes
+``a mod 2^LB …``, so its rotator only turns by multiples of ``2^AB`` where ``2^AB`` divides every base.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from pyflow.ir.model import LOGIT_BITS, M_BITS, FlattenLayer, MatrixLayer, Network, PoolLayer
+
+Engine = MatrixLayer | PoolLayer
+IDX_FIELD_BITS = 16  # k_y, k_x, channel chunk: 16 bits each in a decoded index-ROM entry
+IDX_ENTRY_BITS = 3 * IDX_FIELD_BITS
+COUNTER_BITS = 32  # the per-layer cycle and busy counters of the top
+
+
+def clog2(value: int) -> int:
+    return max(0, int(value - 1).bit_length())
+
+
+def addr_bits(depth: int) -> int:
+    """Address width of a memory of ``depth`` rows (at least one bit)."""
+    return max(1, clog2(depth))
+
+
+def tree_latency(leaves: int) -> int:
+    """Register stages of pf_adder_tree: every second level and the root, at least one."""
+    levels = max(0, int(leaves - 1).bit_length())
+    return max(1, -(-levels // 2))
+
+
+def pe_latency(simd: int) -> int:
+    """pf_pe_lanes: the code-select stage, then the adder tree."""
+    return 1 + tree_latency(simd)
+
+
+def tree_width(in_bits: int, simd: int) -> int:
+    """Signed width of a sum of ``simd`` inputs of ``±(2^in_bits − 1)``."""
+    return in_bits + 1 + clog2(simd)
+
+
+def sum_width(layer: MatrixLayer) -> int:
+    """SUM_W of a layer's PE lanes: its adder-tree width, never wider than its accumulator."""
+    return min(tree_width(layer.in_bits, layer.simd), layer.acc_bits)
+
+
+def rq_bits(layer: Engine) -> int:
+    """Signed width holding acc·m + b (matrix) or sum·m + b (average pool), with a spare bit."""
+    if isinstance(layer, PoolLayer):
+        return layer.sum_bits + M_BITS + 2
+    return max(layer.acc_bits + M_BITS + 1, layer.out_bits + 2)
+
+
+def engines(network: Network) -> list[Engine]:
+    """The layers that become hardware, in pipeline order."""
+    return [layer for layer in network.layers if not isinstance(layer, FlattenLayer)]
+
+
+def read_lanes(layer: Engine) -> int:
+    return layer.simd if isinstance(layer, MatrixLayer) else layer.in_shape[0]
+
+
+def write_lanes(layer: Engine) -> int:
+    return layer.pe if isinstance(layer, MatrixLayer) else layer.in_shape[0]
+
+
+def in_channels_stored(layer: Engine) -> int:
+    """Elements per input pixel in the layer's input buffer (C_in padded to SIMD for a matrix layer)."""
+    return layer.c_in_pad if isinstance(layer, MatrixLayer) else layer.in_shape[0]
+
+
+def buffer_depth(layer: Engine) -> int:
+    _, h, w = layer.in_shape
+    return h * w * in_channels_stored(layer)
+
+
+def lane_banks(depth: int, lanes: int) -> tuple[int, int]:
+    """A feature buffer's lane memories: log2 of their count (>= the widest access) and their row width."""
+    lb = clog2(lanes)
+    return lb, addr_bits(-(-depth // (1 << lb)))
+
+
+def alignment_bits(steps: list[int], lb: int) -> int:
+    """log2 of the power of two dividing every access base ``Σ i·step`` (at most ``lb``).
+
+    ``steps`` are the address steps of an engine's loops; a loop of one iteration contributes 0.
+    """
+    common = math.gcd(*steps)
+    return lb if common == 0 else min(lb, (common & -common).bit_length() - 1)
+
+
+def write_steps(layer: Engine, stride: int) -> list[int]:
+    """Address steps of a layer's writes into its consumer's buffer: pixels, then (matrix) output folds."""
+    pixels = layer.out_shape[1] * layer.out_shape[2]
+    steps = [stride if pixels > 1 else 0]
+    if isinstance(layer, MatrixLayer):
+        steps.append(layer.pe if layer.out_folds > 1 else 0)
+    return steps
+
+
+def read_steps(layer: Engine) -> list[int]:
+    """Address steps of a layer's reads from its input buffer: input pixels, then (matrix) SIMD chunks."""
+    _, h, w = layer.in_shape
+    steps = [in_channels_stored(layer) if h * w > 1 else 0]
+    if isinstance(layer, MatrixLayer):
+        steps.append(layer.simd if layer.chunks > 1 else 0)
+    return steps
+
+
+def pixel_stride(out_shape: tuple[int, int, int], consumer: Engine | None) -> int:
+    """Elements between two written pixels in the consumer's buffer; a flatten in between packs them."""
+    if consumer is None or consumer.in_shape != out_shape:
+        return out_shape[0]
+    return in_channels_stored(consumer)
+
+
+@dataclass(frozen=True)
+class BufferSizing:
+    """One pf_fmap_buf: ``depth`` elements of ``bits`` bits per image bank."""
+
+    depth: int
+    bits: int
+    aw: int
+    wr_lanes: int
+    rd_lanes: int
+    lb: int  # log2 of the lane memories
+    rw: int  # row address bits of one lane memory and bank
+    wr_ab: int  # write alignment: bases are multiples of 2^wr_ab
+    rd_ab: int
+    registered: bool  # registered read (block RAM); the logit buffer reads combinationally
+
+
+def buffer_sizing(depth: int, bits: int, wr_lanes: int, rd_lanes: int, wr_steps: list[int],
+                  rd_steps: list[int], registered: bool = True) -> BufferSizing:
+    lb, rw = lane_banks(depth, max(wr_lanes, rd_lanes))
+    return BufferSizing(depth=depth, bits=bits, aw=addr_bits(depth), wr_lanes=wr_lanes, rd_lanes=rd_lanes, lb=lb,
+                        rw=rw, wr_ab=alignment_bits(wr_steps, lb), rd_ab=alignment_bits(rd_steps, lb),
+                        registered=registered)
+
+
+@dataclass(frozen=True)
+class EngineSizing:
+    """One layer engine (pf_matrix_layer or pf_pool_layer) and the buffer in front of it."""
+
+    name: str
+    position: int  # pipeline position among the engines (counter slice, buffer number)
+    engine: str  # "matrix" or "pool"
+    in_buffer: BufferSizing
+    out_stride: int  # elements between two output pixels in the next buffer
+    out_aw: int
+    wr_lanes: int  # elements written per cycle
+    rq_w: int
+    pe_lat: int = 0  # matrix only: PE lane latency
+    sum_w: int = 0  # matrix only: adder-tree width
+    pw: int = 0  # matrix only: output-fold counter width
+    rom_depth: int = 0  # matrix only: kept tiles + a sentinel row
+    tw: int = 0  # matrix only: tile-pointer width
+
+
+@dataclass(frozen=True)
+class NetworkSizing:
+    """The whole top: the engines in order, the input stream and the logit buffer."""
+
+    engines: tuple[EngineSizing, ...]
+    input_bits: int
+    input_stride: int  # elements between two input pixels in the first buffer
+    logit_bits: int
+    logits: BufferSizing
+
+    def engine(self, name: str) -> EngineSizing:
+        return next(e for e in self.engines if e.name == name)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> NetworkSizing:
+        """The sizing as ``rtl/sizing.json`` carries it (the fields of :meth:`to_json`; others are ignored)."""
+        sized = tuple(EngineSizing(**{**item, "in_buffer": BufferSizing(**item["in_buffer"])})
+                      for item in doc["engines"])
+        return cls(engines=sized, input_bits=doc["input_bits"], input_stride=doc["input_stride"],
+                   logit_bits=doc["logit_bits"], logits=BufferSizing(**doc["logits"]))
+
+
+def _engine_sizing(layer: Engine, position: int, in_buffer: BufferSizing, out_stride: int,
+                   out_depth: int) -> EngineSizing:
+    common = dict(name=layer.name, position=position, in_buffer=in_buffer, out_stride=out_stride,
+                  out_aw=addr_bits(out_depth), wr_lanes=write_lanes(layer), rq_w=rq_bits(layer))
+    if isinstance(layer, PoolLayer):
+        return EngineSizing(engine="pool", **common)
+    rom_depth = layer.n_kept + 1
+    return EngineSizing(engine="matrix", pe_lat=pe_latency(layer.simd), sum_w=sum_width(layer),
+                        pw=clog2(layer.out_folds + 1), rom_depth=rom_depth, tw=addr_bits(rom_depth), **common)
+
+
+def network_sizing(network: Network) -> NetworkSizing:
+    """Size every buffer and engine of ``network``'s RTL top."""
+    hardware = engines(network)
+    logits = math.prod(network.layers[-1].out_shape)
+    sized: list[EngineSizing] = []
+    # the input stream writes element by element (one lane: any offset)
+    wr_lanes, wr_steps = 1, [1]
+    input_stride = pixel_stride(network.input_shape, hardware[0])
+    for position, layer in enumerate(hardware):
+        consumer = hardware[position + 1] if position + 1 < len(hardware) else None
+        stride = pixel_stride(layer.out_shape, consumer)
+        in_buffer = buffer_sizing(buffer_depth(layer), layer.in_bits, wr_lanes, read_lanes(layer), wr_steps,
+                                  read_steps(layer))
+        sized.append(_engine_sizing(layer, position, in_buffer, stride,
+                                    buffer_depth(consumer) if consumer else logits))
+        wr_lanes, wr_steps = write_lanes(layer), write_steps(layer, stride)
+    logit_buffer = buffer_sizing(logits, LOGIT_BITS, wr_lanes, 1, wr_steps, [1], registered=False)
+    return NetworkSizing(engines=tuple(sized), input_bits=network.input_bits, input_stride=input_stride,
+                         logit_bits=LOGIT_BITS, logits=logit_buffer)
