@@ -22,6 +22,7 @@ from pyflow.compress.config import CompressConfig
 from pyflow.compress.metrics import compression
 from pyflow.data import Dataset, load_data
 from pyflow.errors import PyflowError
+from pyflow.ir.fields import safe_network_name
 from pyflow.ir.model import Network
 from pyflow.util import atomic_folder
 
@@ -151,7 +152,7 @@ def compress(config: CompressConfig) -> Path:
 
 
 def _network_name(model_spec: str) -> str:
-    return Path(model_spec.split(":")[-1]).stem or "network"
+    return safe_network_name(Path(model_spec.split(":")[-1]).stem)  # a file name may hold any character
 
 
 def _ir_meta(meta: dict[str, Any]) -> dict[str, Any]:
