@@ -257,7 +257,8 @@ def test_bad_array_is_refused(ir, key, make, fragment):
 @pytest.mark.parametrize("header,fragment", [
     (("|O", (6,)), "m: must be an integer array, got dtype object"),
     (("<U3", (6,)), "must be an integer array"), (("|V8", (6,)), "must be an integer array"),
-    (("<i8", (10**6, 10**6)), "exceeds the 1024 MiB array budget"), (("<i8", (2**62,)), "exceeds"),
+    (("<i8", (10**6, 10**6)), "exceeds the 256 MiB array budget"), (("<i8", (2**62,)), "exceeds"),
+    (("<i8", (-1,)), "negative size in shape (-1,)"), (("<i8", (-4, -4)), "negative size"),
     (("<i8", (6,)), "m: truncated (0 of 48 bytes)"), (("<i8", (2, 3, 4)), "3-dimensional"),
 ])
 def test_bad_npy_header_is_refused(ir, header, fragment):
@@ -366,3 +367,16 @@ def test_generate_on_the_valid_ir_writes_out(ir, tmp_path):
     """The same command on the unbroken IR succeeds: the refusals above are about the edits."""
     generate_both(ir, tmp_path / "OUT")
     assert (tmp_path / "OUT" / "hls" / "src" / "layers.h").is_file()
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"seed": -1}, "random_network: seed: -1 is outside"), ({"pe": 0}, "random_network: pe: 0 is outside"),
+    ({"simd": 2.0}, "random_network: simd: must be an integer"),
+    ({"folding": {"conv0": (4, 10**6)}}, "random_network: conv0.simd: 1000000 is outside"),
+    ({"input_shape": (1, 100000, 100000)}, "random_network: input_shape[1]: 100000 is outside"),
+])
+def test_random_refuses_bad_arguments(kwargs, fragment):
+    """`pyflow random` arguments fail in one line before a calibration batch of their size is allocated."""
+    with pytest.raises(PyflowError) as info:
+        random_network("conv4k3 linear3", **{"input_shape": (1, 6, 6), **kwargs})
+    assert fragment in str(info.value), str(info.value)

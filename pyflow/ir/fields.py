@@ -80,12 +80,12 @@ def safe_network_name(text: str) -> str:
     return name if NETWORK_NAME.fullmatch(name) else "network"
 
 
-def integer(layer: Any, field: str, value: Any, low: int, high: int) -> int:
+def integer(layer: Any, field: str, value: Any, low: int, high: int, where: str | None = None) -> int:
     """A real integer (not bool, float or str) in ``[low, high]``, as a Python int."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise FieldError(layer, field, f"must be an integer in [{low}, {high}], got {shown(value)}")
+        raise FieldError(layer, field, f"must be an integer in [{low}, {high}], got {shown(value)}", where)
     if not low <= int(value) <= high:
-        raise FieldError(layer, field, f"{shown(int(value))} is outside [{low}, {high}]")
+        raise FieldError(layer, field, f"{shown(int(value))} is outside [{low}, {high}]", where)
     return int(value)
 
 
@@ -101,14 +101,14 @@ def choice(layer: Any, field: str, value: Any, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def shape3(layer: Any, field: str, value: Any) -> tuple[int, int, int]:
+def shape3(layer: Any, field: str, value: Any, where: str | None = None) -> tuple[int, int, int]:
     """A ``(C, H, W)`` shape: three positive integers within the limits, at most MAX_MAP elements."""
     if isinstance(value, str | bytes | dict) or not hasattr(value, "__len__") or len(value) != 3:
-        raise FieldError(layer, field, f"must be a list of 3 positive integers (C, H, W), got {shown(value)}")
-    c, h, w = (integer(layer, f"{field}[{i}]", v, 1, high)
+        raise FieldError(layer, field, f"must be a list of 3 positive integers (C, H, W), got {shown(value)}", where)
+    c, h, w = (integer(layer, f"{field}[{i}]", v, 1, high, where)
                for i, (v, high) in enumerate(zip(value, (MAX_CHANNELS, MAX_DIM, MAX_DIM), strict=True)))
     if c * h * w > MAX_MAP:
-        raise FieldError(layer, field, f"{c}x{h}x{w} has more than {MAX_MAP} elements")
+        raise FieldError(layer, field, f"{c}x{h}x{w} has more than {MAX_MAP} elements", where)
     return (c, h, w)
 
 

@@ -192,7 +192,7 @@ def npz_member(rng: np.random.Generator, folder: Path) -> str:
         members[index] = (name, npy_bytes(_revalued(rng, array)))
         what = "values replaced"
     elif kind == 3:
-        shape = _pick(rng, [(10**6, 10**6), (2**62,), (1 << 31, 8), (3, 4, 5, 6)])
+        shape = _pick(rng, [(10**6, 10**6), (2**62,), (1 << 31, 8), (3, 4, 5, 6), (-1,), (-8, 2)])
         members[index] = (name, npy_header(array.dtype.str, shape, data[-16:]))
         what = f"header claims shape {shape}"
     elif kind == 4:

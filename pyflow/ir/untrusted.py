@@ -27,7 +27,7 @@ from pyflow.ir.model import SCHEMA_VERSION, FlattenLayer, MatrixLayer, Network, 
 
 NETWORK_FILE, WEIGHTS_FILE = "network.json", "weights.npz"
 MAX_JSON_BYTES = 64 << 20
-MAX_NPZ_BYTES = 1 << 30  # uncompressed bytes of all arrays
+MAX_NPZ_BYTES = 256 << 20  # uncompressed bytes of all arrays (a VGG-sized IR holds a few MiB)
 MAX_MEMBERS = 5 * fields.MAX_LAYERS
 MATRIX_ARRAYS = ("m", "b", "words", "row_ptr", "col_idx")
 DERIVED = ("tiles_kept", "tiles_total")  # written for readers, recomputed (and compared) on load
@@ -112,6 +112,8 @@ def _read_npy(stream: Any, path: Path, key: str, budget: int) -> np.ndarray:
         raise PyflowError(f"{_where(path, key)}: must be an integer array, got dtype {dtype}")
     if len(shape) > 2:
         raise PyflowError(f"{_where(path, key)}: {len(shape)}-dimensional, expected at most 2 dimensions")
+    if any(size < 0 for size in shape):  # read(-n) would inflate the whole member, however large
+        raise PyflowError(f"{_where(path, key)}: negative size in shape {shape}")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if nbytes > budget:
         raise PyflowError(f"{_where(path, key)}: shape {shape} exceeds the {MAX_NPZ_BYTES >> 20} MiB array budget")
