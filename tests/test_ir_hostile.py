@@ -168,6 +168,7 @@ def test_bad_boolean_is_refused(ir, value):
     (setter("evil", 1), ("network: 'evil': unknown field of the network",)),
     (lambda d: d["layers"][0].pop("simd"), ("layer 'conv0': simd: missing",)),
     (lambda d: d.pop("layers"), ("network: layers: missing",)),
+    (lambda d: d.pop("input_bits"), ("network: input_bits: missing",)),
     (setter("layers", {"conv0": {}}), ("network: layers: must be a list",)),
     (setter("layers", []), ("network: layers: must be a list of 1 to 256",)),
     (setter("layers", [{}] * 300), ("network: layers: must be a list of 1 to 256",)),

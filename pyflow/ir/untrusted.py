@@ -32,7 +32,7 @@ MAX_MEMBERS = 5 * fields.MAX_LAYERS
 MATRIX_ARRAYS = ("m", "b", "words", "row_ptr", "col_idx")
 DERIVED = ("tiles_kept", "tiles_total")  # written for readers, recomputed (and compared) on load
 TOP_FIELDS = {"schema_version", "name", "input_shape", "input_bits", "a_bits", "layers", "meta"}
-TOP_OPTIONAL = {"input_bits", "meta"}
+TOP_OPTIONAL = {"meta"}
 LAYER_TYPES = {"matrix": MatrixLayer, "pool": PoolLayer, "flatten": FlattenLayer}
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error,
                 NotImplementedError, RuntimeError)  # what zipfile and the .npy header parser raise
