@@ -13,7 +13,8 @@ Layering: each unit (a module or subpackage of ``pyflow``) imports only units of
 6. ``compress`` — PyTorch compression and export into the IR;
 7. ``codegen`` — renders the IR and what ``hw`` computed;
 8. ``sim`` — C-simulation, RTL simulation and Yosys on generated projects;
-9. ``report`` — reads the artifacts of a run; ``fuzz`` — networks through every view;
+9. ``report`` — reads the artifacts of a run; ``fuzz`` — networks through every view; ``mutate`` — hostile
+   variations of valid IR files;
 10. ``flow`` — runs the stages;
 11. ``cli`` — the command line; 12. ``__main__`` — `python -m pyflow`.
 """
@@ -30,7 +31,7 @@ LAYERS = (
     ("compress",),
     ("codegen",),
     ("sim",),
-    ("report", "fuzz"),
+    ("report", "fuzz", "mutate"),
     ("flow",),
     ("cli",),
     ("__main__",),

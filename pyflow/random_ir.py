@@ -22,6 +22,7 @@ import numpy as np
 from pyflow import golden
 from pyflow.errors import PyflowError
 from pyflow.ir.check import check_network
+from pyflow.ir.fields import MAX_LANES, integer, shape3
 from pyflow.ir.model import (
     LOGIT_BITS,
     M_BITS,
@@ -86,6 +87,7 @@ def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe:
     """
     if not 0.0 <= keep <= 1.0:
         raise PyflowError(f"random_network: keep must lie in [0, 1], got {keep}")
+    input_shape = _check_args(input_shape, pe, simd, seed, folding)
     rng = np.random.default_rng(seed)
     specs = parse_spec(spec)
     if specs[-1].kind not in ("conv", "linear"):
@@ -105,6 +107,17 @@ def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe:
         x, shape, bits = golden.run_layer(layer, x), layer.out_shape, layer.out_bits
     return check_network(Network(name=f"random-{seed}", input_shape=tuple(input_shape), a_bits=a_bits,
                                  layers=tuple(layers), meta={"spec": spec, "seed": seed, "keep": keep}))
+
+
+def _check_args(input_shape: tuple[int, int, int], pe: int, simd: int, seed: int,
+                folding: dict[str, tuple[int, int]] | None) -> tuple[int, int, int]:
+    """One-line errors for arguments that would otherwise fail deep inside (or allocate a huge batch)."""
+    where = "random_network"
+    integer(None, "seed", seed, 0, 2**63 - 1, where=where)
+    for name, (layer_pe, layer_simd) in [("", (pe, simd)), *(folding or {}).items()]:
+        integer(None, f"{name}{'.' if name else ''}pe", layer_pe, 1, MAX_LANES, where=where)
+        integer(None, f"{name}{'.' if name else ''}simd", layer_simd, 1, MAX_LANES, where=where)
+    return shape3(None, "input_shape", input_shape, where=where)  # before the calibration batch is allocated
 
 
 def _random_layer(item: LayerSpec, name: str, shape: tuple[int, int, int], bits: int, a_bits: int,

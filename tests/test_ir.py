@@ -96,7 +96,7 @@ def _set(path, value):
     (lambda f: _edit_array(f, "conv0.words", lambda a: a.__setitem__((0, 0), 0b10)),
      r"layer 'conv0': words: invalid 2-bit weight code 10"),
     (lambda f: _edit_array(f, "conv2.col_idx", lambda a: a.__setitem__(-1, 10_000)),
-     r"layer 'conv2': tile index out of range: column folds must lie in \[0, 18\)"),
+     r"weights.npz: layer 'conv2': col_idx: tile index out of range: column folds must lie in \[0, 18\)"),
     (lambda f: _edit_json(f, _set(["layers", 0, "pe"], 5)),
      r"layer 'conv0': words: shape \(\d+, 3\), expected \(\d+, 4\) for PE=5 x SIMD=3"),
     (lambda f: (f / WEIGHTS_FILE).unlink(), r"weights.npz: missing file"),

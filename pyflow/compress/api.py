@@ -21,6 +21,7 @@ from pyflow import golden
 from pyflow.compress.config import CompressConfig
 from pyflow.data import Dataset, load_data
 from pyflow.errors import PyflowError
+from pyflow.ir.fields import safe_network_name
 from pyflow.ir.geometry import LayerGeometry
 from pyflow.ir.metrics import compression
 from pyflow.ir.model import Network
@@ -145,7 +146,7 @@ def compress(config: CompressConfig) -> Path:
 
 
 def _network_name(model_spec: str) -> str:
-    return Path(model_spec.split(":")[-1]).stem or "network"
+    return safe_network_name(Path(model_spec.split(":")[-1]).stem)  # a file name may hold any character
 
 
 def _ir_meta(meta: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pyflow.ir.check import check_network
 from pyflow.ir.model import (
     LOGIT_BITS,
     M_BITS,
+    M_MAX,
     MAX_SHIFT,
     FlattenLayer,
     Layer,
@@ -34,7 +35,6 @@ from pyflow.ir.model import (
 from pyflow.ir.packing import nonzero_tiles, pack
 
 INPUT_SCALE = 1.0 / 255.0
-_M_LIMIT = (1 << (M_BITS - 1)) - 1
 
 
 def _bn_affine(bn: nn.Module | None, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +50,7 @@ def _hidden_requant(a: np.ndarray, b: np.ndarray, acc_bits: int) -> tuple[np.nda
     for shift in range(MAX_SHIFT, -1, -1):
         m = np.round(a * 2.0**shift)
         bias = np.round(b * 2.0**shift) + (1 << shift >> 1)
-        if np.abs(m).max(initial=0) <= _M_LIMIT and np.abs(bias).max(initial=0) < b_limit:
+        if np.abs(m).max(initial=0) <= M_MAX and np.abs(bias).max(initial=0) < b_limit:
             return m.astype(np.int64), bias.astype(np.int64), shift
     raise PyflowError("requantization multipliers do not fit 16 bits even with shift 0")
 
@@ -59,7 +59,7 @@ def _output_requant(a: np.ndarray, b: np.ndarray, acc_bits: int, name: str) -> t
     for power in range(MAX_SHIFT, -MAX_SHIFT, -1):
         m, bias = np.round(a * 2.0**power), np.round(b * 2.0**power)
         worst = (1 << (acc_bits - 1)) * np.abs(m).max(initial=0) + np.abs(bias).max(initial=0)
-        if np.abs(m).max(initial=0) <= _M_LIMIT and worst < 1 << (LOGIT_BITS - 1):
+        if np.abs(m).max(initial=0) <= M_MAX and worst < 1 << (LOGIT_BITS - 1):
             return m.astype(np.int64), bias.astype(np.int64)
     raise PyflowError(f"layer {name!r}: logits cannot be scaled into int32")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from pyflow.errors import PyflowError
+from pyflow.ir.fields import FieldError
 from pyflow.ir.model import (
     CODE_INVALID,
     LOGIT_BITS,
     M_BITS,
+    M_MAX,
+    M_MIN,
     MAX_SHIFT,
     FlattenLayer,
     MatrixLayer,
@@ -51,6 +54,11 @@ def _fail(layer: MatrixLayer | PoolLayer, what: str) -> PyflowError:
     return PyflowError(f"layer {layer.name!r}: {what}")
 
 
+def _array_fail(layer: MatrixLayer, array: str, what: str) -> FieldError:
+    """A broken array: a FieldError, so that `load` can name weights.npz, the file holding it."""
+    return FieldError(layer.name, array, what, array=True)
+
+
 def _check_matrix(layer: MatrixLayer, a_bits: int, last: bool) -> None:
     if layer.is_output != last:
         raise _fail(layer, f"is_output: {layer.is_output}, but the layer is {'' if last else 'not '}the last")
@@ -73,43 +81,44 @@ def _check_index(layer: MatrixLayer) -> None:
     expect = (layer.out_channels,)
     for key in ("m", "b"):
         if getattr(layer, key).shape != expect:
-            raise _fail(layer, f"{key}: shape {getattr(layer, key).shape}, expected {expect}")
+            raise _array_fail(layer, key, f"shape {getattr(layer, key).shape}, expected {expect}")
     row_ptr, col_idx = layer.row_ptr, layer.col_idx
     if row_ptr.shape != (layer.out_folds + 1,):
-        raise _fail(layer, f"row_ptr: shape {row_ptr.shape}, expected ({layer.out_folds + 1},) for "
+        raise _array_fail(layer, "row_ptr", f"shape {row_ptr.shape}, expected ({layer.out_folds + 1},) for "
                            f"{layer.out_channels} outputs at PE={layer.pe}")
     if row_ptr[0] != 0 or (np.diff(row_ptr) < 0).any() or row_ptr[-1] != len(col_idx):
-        raise _fail(layer, "row_ptr: not a CSR pointer (start 0, non-decreasing, end at the tile count)")
+        raise _array_fail(layer, "row_ptr", "not a CSR pointer (start 0, non-decreasing, end at the tile count)")
     if len(col_idx) and (col_idx.min() < 0 or col_idx.max() >= layer.col_folds):
-        raise _fail(layer, f"tile index out of range: column folds must lie in [0, {layer.col_folds})")
+        raise _array_fail(layer, "col_idx", f"tile index out of range: column folds must lie in [0, {layer.col_folds})")
     for fold in range(layer.out_folds):
         if (np.diff(col_idx[row_ptr[fold]:row_ptr[fold + 1]]) <= 0).any():
-            raise _fail(layer, f"col_idx: column folds of output fold {fold} are not strictly ascending")
+            raise _array_fail(layer, "col_idx", f"column folds of output fold {fold} are not strictly ascending")
     if layer.words.shape != (len(col_idx), layer.word_bytes):
-        raise _fail(layer, f"words: shape {layer.words.shape}, expected ({len(col_idx)}, {layer.word_bytes}) "
+        raise _array_fail(layer, "words", f"shape {layer.words.shape}, expected ({len(col_idx)}, {layer.word_bytes}) "
                            f"for PE={layer.pe} x SIMD={layer.simd}")
     if (words_to_codes(layer.words, layer.pe * layer.simd) == CODE_INVALID).any():
-        raise _fail(layer, "words: invalid 2-bit weight code 10")
+        raise _array_fail(layer, "words", "invalid 2-bit weight code 10")
     spare_bits = layer.word_bytes * 8 - layer.word_bits
     if spare_bits and (layer.words[:, -1] >> (8 - spare_bits)).any():
-        raise _fail(layer, "words: bits above the last lane must be zero")
+        raise _array_fail(layer, "words", "bits above the last lane must be zero")
     matrix = layer_matrix(layer).reshape(layer.m_pad, -1, layer.c_in_pad)
     if matrix[layer.out_channels:].any() or matrix[:, :, layer.c_in:].any():
-        raise _fail(layer, "words: padded rows or channels hold non-zero weights")
+        raise _array_fail(layer, "words", "padded rows or channels hold non-zero weights")
 
 
 def _check_requant(layer: MatrixLayer) -> None:
-    m_limit = 1 << (M_BITS - 1)
-    if (layer.m < -m_limit).any() or (layer.m >= m_limit).any():
-        raise _fail(layer, f"m: multipliers must fit {M_BITS}-bit signed integers")
+    if (layer.m < M_MIN).any() or (layer.m > M_MAX).any():
+        raise _array_fail(layer, "m", f"multipliers must fit {M_BITS}-bit signed integers")
     if layer.is_output:
         worst = (1 << (layer.acc_bits - 1)) * int(np.abs(layer.m).max(initial=0)) + int(np.abs(layer.b).max(initial=0))
-        if layer.shift != 0 or worst >= 1 << (LOGIT_BITS - 1):
-            raise _fail(layer, f"logits acc*m+b may overflow int{LOGIT_BITS} (or shift != 0)")
+        if layer.shift != 0:
+            raise _fail(layer, f"shift: {layer.shift}, the output layer has none (it returns acc*m+b)")
+        if worst >= 1 << (LOGIT_BITS - 1):
+            raise _array_fail(layer, "m", f"logits acc*m+b may overflow int{LOGIT_BITS}")
         return
     b_limit = 1 << (layer.acc_bits + M_BITS - 2)
     if (np.abs(layer.b) >= b_limit).any():
-        raise _fail(layer, f"b: biases must lie within ±2^{layer.acc_bits + M_BITS - 2}")
+        raise _array_fail(layer, "b", f"biases must lie within ±2^{layer.acc_bits + M_BITS - 2}")
     if not 0 <= layer.shift <= MAX_SHIFT:
         raise _fail(layer, f"shift: {layer.shift} outside [0, {MAX_SHIFT}]")
 
@@ -117,7 +126,7 @@ def _check_requant(layer: MatrixLayer) -> None:
 def _check_pool(layer: PoolLayer) -> None:
     if layer.kind == "maxpool":
         return
-    if not -(1 << (M_BITS - 1)) <= layer.m < 1 << (M_BITS - 1):
+    if not M_MIN <= layer.m <= M_MAX:
         raise _fail(layer, f"m: {layer.m} does not fit a {M_BITS}-bit signed integer")
     if abs(layer.b) >= 1 << (layer.sum_bits + M_BITS - 1):
         raise _fail(layer, f"b: {layer.b} is out of range")

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from pyflow.errors import PyflowError
+from pyflow.ir import untrusted
 from pyflow.ir.check import check_network
+from pyflow.ir.fields import FieldError
 from pyflow.ir.model import SCHEMA_VERSION, FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
+from pyflow.ir.untrusted import MATRIX_ARRAYS, NETWORK_FILE, WEIGHTS_FILE
 from pyflow.util import atomic_folder
 
-NETWORK_FILE, WEIGHTS_FILE = "network.json", "weights.npz"
-MATRIX_ARRAYS = ("m", "b", "words", "row_ptr", "col_idx")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so equal networks give equal bytes
 
 
@@ -39,14 +40,14 @@ def load(folder: str | Path) -> Network:
     for name in (NETWORK_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise PyflowError(f"{folder / name}: missing file (is {folder} an IR folder written by `pyflow export`?)")
+    doc, arrays = untrusted.read_json(folder / NETWORK_FILE), untrusted.read_npz(folder / WEIGHTS_FILE)
     try:
-        doc = json.loads((folder / NETWORK_FILE).read_text())
-        with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise PyflowError(f"{folder}: unreadable IR file: {exc}") from None
-    try:
-        return check_network(from_json(doc, arrays))
+        untrusted.check_document(doc, arrays)
+        network = check_network(from_json(doc, arrays))
+        untrusted.check_derived(doc, network)
+        return network
+    except FieldError as exc:
+        raise PyflowError(f"{folder}: {untrusted.file_of(exc)}: {exc}") from None
     except PyflowError as exc:
         raise PyflowError(f"{folder}: {exc}") from None
 
@@ -82,7 +83,7 @@ def from_json(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
         raise PyflowError(f"{NETWORK_FILE}: unknown schema_version {version!r} (this pyflow reads {SCHEMA_VERSION})")
     try:
         layers = tuple(_layer(item, arrays) for item in doc["layers"])
-        return Network(name=doc["name"], input_shape=tuple(doc["input_shape"]), a_bits=doc["a_bits"],
+        return Network(name=doc["name"], input_shape=doc["input_shape"], a_bits=doc["a_bits"],
                        layers=layers, input_bits=doc["input_bits"], meta=doc.get("meta", {}))
     except KeyError as exc:
         raise PyflowError(f"{NETWORK_FILE}: missing field {exc.args[0]!r}") from None

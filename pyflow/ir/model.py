@@ -37,29 +37,31 @@ from typing import Any
 
 import numpy as np
 
-from pyflow.errors import PyflowError
+from pyflow.ir import fields
 
 SCHEMA_VERSION = 1
 M_BITS = 16  # signed width of a requantization multiplier
+M_MIN, M_MAX = -(1 << (M_BITS - 1)), (1 << (M_BITS - 1)) - 1
 MAX_SHIFT = 40
 LOGIT_BITS = 32
 CODE_ZERO, CODE_PLUS, CODE_INVALID, CODE_MINUS = 0b00, 0b01, 0b10, 0b11
+MATRIX_LIMITS = {"out_channels": (1, fields.MAX_CHANNELS), "kernel": (1, fields.MAX_DIM),
+                 "stride": (1, fields.MAX_DIM), "padding": (0, fields.MAX_DIM), "pe": (1, fields.MAX_LANES),
+                 "simd": (1, fields.MAX_LANES), "in_bits": (1, fields.MAX_ACT_BITS), "out_bits": (1, fields.MAX_BITS),
+                 "acc_bits": (1, fields.MAX_ACC_BITS), "shift": (0, MAX_SHIFT)}
+POOL_LIMITS = {"kernel": (1, fields.MAX_DIM), "stride": (1, fields.MAX_DIM), "in_bits": (1, fields.MAX_ACT_BITS),
+               "m": (M_MIN, M_MAX), "b": (-fields.MAX_ABS_BIAS, fields.MAX_ABS_BIAS),
+               "shift": (0, MAX_SHIFT)}
 
 
-def _fail(layer: str, field_name: str, problem: str) -> PyflowError:
-    return PyflowError(f"layer {layer!r}: {field_name}: {problem}")
+def _fail(layer: str, field_name: str, problem: str) -> fields.FieldError:
+    return fields.FieldError(layer, field_name, problem)
 
 
-def _positive(layer: str, **values: int) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise _fail(layer, key, f"must be a positive integer, got {value!r}")
-
-
-def _frozen_array(values: Any, dtype: type) -> np.ndarray:
-    array = np.array(values, dtype=dtype)  # a copy: never alias (or freeze) the caller's array
-    array.setflags(write=False)
-    return array
+def _integers(layer: Any, limits: dict[str, tuple[int, int]]) -> None:
+    """Check (and normalise to Python ints) the integer fields named in ``limits``."""
+    for key, (low, high) in limits.items():
+        object.__setattr__(layer, key, fields.integer(layer.name, key, getattr(layer, key), low, high))
 
 
 def accumulator_bits(fan_in: int, in_bits: int) -> int:
@@ -96,17 +98,40 @@ class MatrixLayer:
     is_output: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("conv", "linear"):
-            raise _fail(self.name, "kind", f"must be 'conv' or 'linear', got {self.kind!r}")
-        _positive(self.name, out_channels=self.out_channels, kernel=self.kernel, stride=self.stride,
-                  pe=self.pe, simd=self.simd, in_bits=self.in_bits, out_bits=self.out_bits,
-                  acc_bits=self.acc_bits)
-        if self.padding < 0 or self.padding >= self.kernel:
+        fields.layer_name(self.name)
+        fields.choice(self.name, "kind", self.kind, ("conv", "linear"))
+        object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
+        _integers(self, MATRIX_LIMITS)
+        object.__setattr__(self, "is_output", fields.boolean(self.name, "is_output", self.is_output))
+        if self.padding >= self.kernel:
             raise _fail(self.name, "padding", f"must be in [0, kernel), got {self.padding}")
-        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
-        for key, dtype in (("m", np.int64), ("b", np.int64), ("words", np.uint8),
-                           ("row_ptr", np.int64), ("col_idx", np.int64)):
-            object.__setattr__(self, key, _frozen_array(getattr(self, key), dtype))
+        if self.pe * self.simd > fields.MAX_WORD_LANES:
+            raise _fail(self.name, "pe", f"PE={self.pe} x SIMD={self.simd} exceeds {fields.MAX_WORD_LANES} lanes")
+        outputs = math.prod(max(0, v) for v in self.out_shape)
+        if self.m_pad * self.n_pad > fields.MAX_WEIGHTS or outputs > fields.MAX_MAP:
+            raise _fail(self.name, "out_channels", f"{self.out_channels} outputs of kernel {self.kernel} on "
+                                                   f"{self.in_shape}: more than {fields.MAX_WEIGHTS} weights or "
+                                                   f"{fields.MAX_MAP} outputs")
+        self._set_arrays()
+
+    def _set_arrays(self) -> None:
+        """The arrays, in this order: each shape below depends only on fields checked before it."""
+        self._set_array("m", np.int64, (self.out_channels,), M_MIN, M_MAX)
+        self._set_array("b", np.int64, (self.out_channels,), -fields.MAX_ABS_BIAS, fields.MAX_ABS_BIAS)
+        shape = np.shape(self.col_idx)
+        if len(shape) != 1 or shape[0] > self.tiles_total:
+            raise fields.FieldError(self.name, "col_idx", f"shape {shape}, expected (n_kept,) with n_kept <= "
+                                                     f"{self.tiles_total}", array=True)
+        n_kept = shape[0]
+        self._set_array("col_idx", np.int64, (n_kept,), 0, fields.MAX_WEIGHTS)
+        self._set_array("row_ptr", np.int64, (self.out_folds + 1,), 0, fields.MAX_WEIGHTS,
+                        f" for {self.out_channels} outputs at PE={self.pe}")
+        self._set_array("words", np.uint8, (n_kept, self.word_bytes), 0, 255,
+                        f" for PE={self.pe} x SIMD={self.simd}")
+
+    def _set_array(self, key: str, dtype: type, shape: tuple[int, ...], low: int, high: int, why: str = "") -> None:
+        array = fields.int_array(self.name, key, getattr(self, key), dtype, shape, low, high, why)
+        object.__setattr__(self, key, array)
 
     @property
     def c_in(self) -> int:
@@ -185,10 +210,10 @@ class PoolLayer:
     shift: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("maxpool", "avgpool"):
-            raise _fail(self.name, "kind", f"must be 'maxpool' or 'avgpool', got {self.kind!r}")
-        _positive(self.name, kernel=self.kernel, stride=self.stride, in_bits=self.in_bits)
-        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+        fields.layer_name(self.name)
+        fields.choice(self.name, "kind", self.kind, ("maxpool", "avgpool"))
+        object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
+        _integers(self, POOL_LIMITS)
         _, h, w = self.in_shape
         if self.kernel > min(h, w):
             raise _fail(self.name, "kernel", f"{self.kernel} is larger than the {h}x{w} input")
@@ -217,7 +242,9 @@ class FlattenLayer:
     in_bits: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+        fields.layer_name(self.name)
+        object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
+        _integers(self, {"in_bits": (1, fields.MAX_ACT_BITS)})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -229,6 +256,23 @@ class FlattenLayer:
 
 
 Layer = MatrixLayer | PoolLayer | FlattenLayer
+
+
+def _layers(layers: Any) -> tuple[Layer, ...]:
+    """A tuple of at most MAX_LAYERS layer objects with distinct names (names key the NPZ and the ROM files)."""
+    if isinstance(layers, str | bytes | dict) or not hasattr(layers, "__iter__"):
+        raise fields.FieldError(None, "layers", f"must be a list of layers, got {fields.shown(layers)}")
+    layers = tuple(layers)
+    if len(layers) > fields.MAX_LAYERS:
+        raise fields.FieldError(None, "layers", f"{len(layers)} layers, at most {fields.MAX_LAYERS} are supported")
+    names: set[str] = set()
+    for position, layer in enumerate(layers):
+        if not isinstance(layer, MatrixLayer | PoolLayer | FlattenLayer):
+            raise fields.FieldError(None, f"layers[{position}]", f"{type(layer).__name__} is not an IR layer")
+        if layer.name in names:
+            raise _fail(layer.name, "name", "used twice")
+        names.add(layer.name)
+    return layers
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,8 +287,13 @@ class Network:
     meta: dict = field(default_factory=dict)  # free-form JSON data: provenance, class names, …
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
-        object.__setattr__(self, "layers", tuple(self.layers))
+        fields.network_name(self.name)
+        object.__setattr__(self, "input_shape", fields.shape3(None, "input_shape", self.input_shape))
+        object.__setattr__(self, "a_bits", fields.integer(None, "a_bits", self.a_bits, 1, fields.MAX_ACT_BITS))
+        input_bits = fields.integer(None, "input_bits", self.input_bits, 1, fields.MAX_INPUT_BITS)
+        object.__setattr__(self, "input_bits", input_bits)
+        object.__setattr__(self, "layers", _layers(self.layers))
+        fields.meta(self.meta)
 
     @property
     def matrix_layers(self) -> list[MatrixLayer]:
