@@ -42,8 +42,7 @@ LIBRARY = ("pf_adder_tree.v", "pf_pe_lanes.v", "pf_requant.v", "pf_fmap_buf.v", 
            "pf_pool_layer.v", "pf_stream_in.v", "pf_stream_out.v")
 BUFFER_PORTS = ("wr_free", "wr_en", "wr_base", "wr_mask", "wr_data", "wr_done", "rd_full", "rd_base", "rd_data",
                 "rd_done")
-# Declaration order of a buffer's wires: handshakes, addresses, then data. Yosys' results depend slightly on
-# the order of declarations (the digits top's LUT count moves by 0.2 %), so it is kept as it was.
+# Declaration order of a buffer's wires: handshakes, addresses, then data.
 FEATURE_WIRES = ("wr_free", "wr_en", "wr_done", "rd_full", "rd_done", "wr_base", "rd_base", "rd_data", "wr_mask",
                  "wr_data")
 LOGIT_WIRES = ("wr_free", "wr_en", "wr_done", "rd_full", "rd_done", "wr_base", "rd_base", "wr_mask", "wr_data",
@@ -92,8 +91,9 @@ def _instance(module: str, name: str, comment: str, params: dict[str, Any], port
 def _buffer_instance(prefix: str, name: str, comment: str, buffer: BufferSizing,
                      fixed: dict[str, str] | None = None, order: tuple[str, ...] = FEATURE_WIRES) -> dict[str, Any]:
     params = {"BITS": buffer.bits, "WR_LANES": buffer.wr_lanes, "RD_LANES": buffer.rd_lanes, "AW": buffer.aw,
-              "LB": buffer.lb, "RW": buffer.rw, "WR_AB": buffer.wr_ab, "RD_AB": buffer.rd_ab,
-              "REG_READ": int(buffer.registered)}
+              "LB": buffer.lb, "RW": buffer.rw, "WR_AB": buffer.wr_ab, "RD_AB": buffer.rd_ab}
+    if not buffer.registered:  # the module's default is a registered read; Yosys names a module by the
+        params["REG_READ"] = 0  # parameters given, and its results move a little with those names
     ports = {"clk": "clk", "rst": "rst", **{port: f"{prefix}_{port}" for port in BUFFER_PORTS}}
     return _instance("pf_fmap_buf", name, comment, params, ports, _buffer_wires(prefix, buffer, fixed, order))
 
