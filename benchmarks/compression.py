@@ -48,7 +48,7 @@ def _fp(seed: int, root: str) -> dict:
 
 def _variant(seed: int, penalty: str, label: str, root: str) -> dict:
     _quiet()
-    from pyflow.compress.api import CompressConfig, compress, evaluate, export
+    from pyflow.compress.api import CompressConfig, compress, export_evaluated
 
     keep = KEEPS[label]
     out = Path(root) / f"{penalty}-{label.replace(' ', '').replace('%', '')}-{seed}"
@@ -56,10 +56,8 @@ def _variant(seed: int, penalty: str, label: str, root: str) -> dict:
                             folding=FOLDING, keep_tiles=keep, penalty=penalty, seed=seed,
                             **{k: v for k, v in SETTINGS.items() if k != "fp_epochs"})
     compress(config)
-    metrics = json.loads((out / "metrics.json").read_text())
-    network = export(out, "digits", None)
-    golden = evaluate(network, "digits")
-    return {"torch": metrics["torch_accuracy"], "golden": golden["accuracy"], "agreement": metrics["agreement"],
+    _, golden = export_evaluated(out, "digits", None)
+    return {"torch": golden["torch_accuracy"], "golden": golden["accuracy"], "agreement": golden["agreement"],
             "weights_only": golden["compression_weights_only"], "with_index": golden["compression_with_index"],
             "layers": {row["name"]: (row["requested_keep"], row["achieved_keep"]) for row in golden["layers"]}}
 

@@ -2,8 +2,9 @@
 
 * ``train(model_spec, data_spec, epochs, out, seed) -> Path`` — FP training; ``out/model.pt`` (plain
   state_dict of the given model) and ``out/metrics.json``.
-* ``compress(CompressConfig) -> Path`` — the checkpoint folder (model.pt, meta.json, metrics.json).
-* ``export(ckpt_dir, data_spec, out) -> Network`` — the IR (saved to ``out`` unless it is None).
+* ``compress(CompressConfig) -> Path`` — the checkpoint folder (model.pt, meta.json, metrics.json: torch figures).
+* ``export_evaluated(ckpt_dir, data_spec, out) -> (Network, dict)`` — the IR and its eval.json (golden accuracy,
+  compression, torch agreement), both saved to ``out`` unless it is None; ``export`` returns the IR alone.
 * ``evaluate(ir_dir_or_network, data_spec) -> dict`` — the eval.json content (golden accuracy, torch-free).
 * ``layer_shapes(model_spec, data_spec) -> list[LayerGeometry]`` — matrix-layer geometries, before compression.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pyflow import golden
+from pyflow.artifacts import EVAL_FILE
 from pyflow.compress.config import CompressConfig
 from pyflow.data import Dataset, load_data
 from pyflow.errors import PyflowError
@@ -29,7 +31,7 @@ from pyflow.util import atomic_folder
 
 CALIBRATION_IMAGES = 512
 
-__all__ = ["CompressConfig", "compress", "evaluate", "export", "layer_shapes", "train"]
+__all__ = ["CompressConfig", "compress", "evaluate", "export", "export_evaluated", "layer_shapes", "train"]
 
 
 def _seed(seed: int) -> None:
@@ -101,7 +103,6 @@ def compress(config: CompressConfig) -> Path:
     """Run the phases of DESIGN §1 and write the compressed checkpoint folder ``config.out``."""
     from pyflow.compress.chain import ChainNet, calibrate, trace_chain
     from pyflow.compress.checkpoint import save_compressed
-    from pyflow.compress.export import to_network, torch_logits
     from pyflow.compress.train import as_float, fit, fraction_for_compression, freeze_masks, penalty_loss
 
     if not isinstance(config, CompressConfig):
@@ -132,17 +133,25 @@ def compress(config: CompressConfig) -> Path:
             "num_classes": data.num_classes, "a_bits": config.a_bits, "alpha": config.alpha,
             "folding": {n: list(v) for n, v in folding.items()}, "ops": model.ops, "requested_keep": requested,
             "config": config.to_json(), "ternary": True, "act_quant": True}
-    network = to_network(model, _network_name(config.model), data.input_shape, requested, _ir_meta(meta))
-    golden_pred = golden.predict(network, data.test_x)
-    torch_pred = torch_logits(model, data.test_x).argmax(1).numpy()
-    metrics = {**evaluate(network, data), "torch_accuracy": torch_accuracy, "fp_accuracy": fp_accuracy,
-               "agreement": float((golden_pred == torch_pred).mean())}
+    # the torch figures only: the IR, its golden accuracy and compression belong to export
+    metrics = {"torch_accuracy": torch_accuracy, "fp_accuracy": fp_accuracy, **mask_figures(model, requested)}
     with atomic_folder(config.out, kind="compressed-checkpoint") as tmp:
         save_compressed(tmp, model, meta, metrics)
-    print(f"compressed {config.model}: torch accuracy {torch_accuracy:.4f}, golden {metrics['accuracy']:.4f}, "
-          f"kept tiles {metrics['kept_tiles']:.3f}, {metrics['compression_weights_only']}x weights-only",
-          file=sys.stderr)
+    print(f"compressed {config.model}: torch accuracy {torch_accuracy:.4f}, kept tiles (masks) "
+          f"{metrics['kept_tiles']:.3f}; `pyflow export` builds the IR and its golden figures", file=sys.stderr)
     return Path(config.out)
+
+
+def mask_figures(model: Any, requested: dict[str, float]) -> dict[str, Any]:
+    """Tiles kept by each layer's frozen mask, beside the fraction asked (export then drops all-zero tiles)."""
+    layers = []
+    for layer in model.matrices():
+        kept, total = int(layer.tile_mask.sum()), layer.tiles_total
+        layers.append({"name": layer.geom.name, "pe": layer.pe, "simd": layer.simd, "tiles_total": total,
+                       "tiles_masked": total - kept, "tiles_kept_by_mask": kept,
+                       "requested_keep": requested[layer.geom.name], "achieved_keep": round(kept / total, 6)})
+    kept = sum(item["tiles_kept_by_mask"] for item in layers)
+    return {"kept_tiles": round(kept / sum(item["tiles_total"] for item in layers), 6), "layers": layers}
 
 
 def _network_name(model_spec: str) -> str:
@@ -154,10 +163,20 @@ def _ir_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def export(ckpt_dir: str | Path, data_spec: str, out: str | Path | None) -> Network:
-    """The IR of a compressed checkpoint (activation scales calibrated on training images if missing)."""
+    """The IR of a compressed checkpoint (see :func:`export_evaluated`)."""
+    return export_evaluated(ckpt_dir, data_spec, out)[0]
+
+
+def export_evaluated(ckpt_dir: str | Path, data_spec: str, out: str | Path | None) -> tuple[Network, dict[str, Any]]:
+    """The IR of a compressed checkpoint and its evaluation (the eval.json content): golden accuracy and
+    compression, and the torch model's test accuracy and its agreement with the golden predictions.
+
+    Activation scales are calibrated on training images if missing. With ``out``, the IR and its eval.json
+    are written there.
+    """
     from pyflow.compress.chain import ActQuant, calibrate
-    from pyflow.compress.checkpoint import load_compressed
-    from pyflow.compress.export import to_network
+    from pyflow.compress.checkpoint import load_compressed, write_json
+    from pyflow.compress.export import to_network, torch_logits
     from pyflow.compress.train import as_float
     from pyflow.ir.io import save
 
@@ -170,9 +189,14 @@ def export(ckpt_dir: str | Path, data_spec: str, out: str | Path | None) -> Netw
         calibrate(model, as_float(data.train_x[:CALIBRATION_IMAGES]))
     network = to_network(model, _network_name(meta["model"]), data.input_shape, meta["requested_keep"],
                          _ir_meta(meta))
+    evaluation = evaluate(network, data)
+    torch_pred = torch_logits(model, data.test_x).argmax(1).numpy()
+    evaluation.update(torch_accuracy=float(np.mean(torch_pred == data.test_y)),
+                      agreement=float(np.mean(golden.predict(network, data.test_x) == torch_pred)))
     if out is not None:
         save(network, out)
-    return network
+        write_json(Path(out) / EVAL_FILE, evaluation)
+    return network, evaluation
 
 
 def evaluate(ir_dir_or_network: str | Path | Network, data_spec: str | Dataset) -> dict[str, Any]:

@@ -91,10 +91,12 @@ def _compress(args: argparse.Namespace) -> int:
 
     out = compress(config_from_args(args))
     metrics = json.loads((Path(out) / "metrics.json").read_text())
-    _print_layers(metrics)
-    print(f"wrote {out}: golden accuracy {metrics['accuracy']:.4f} (torch {metrics['torch_accuracy']:.4f}), "
-          f"kept tiles {metrics['kept_tiles']:.3f}, compression {metrics['compression_weights_only']}x weights-only, "
-          f"{metrics['compression_with_index']}x with index")
+    print(f"{'layer':8s} {'PExSIMD':>8s} {'tiles':>6s} {'masked':>7s} {'kept':>5s} {'requested':>9s} {'achieved':>8s}")
+    for row in metrics["layers"]:
+        print(f"{row['name']:8s} {row['pe']:>4d}x{row['simd']:<3d} {row['tiles_total']:6d} {row['tiles_masked']:7d} "
+              f"{row['tiles_kept_by_mask']:5d} {row['requested_keep']:9.3f} {row['achieved_keep']:8.3f}")
+    print(f"wrote {out}: torch accuracy {metrics['torch_accuracy']:.4f}, kept tiles (masks) "
+          f"{metrics['kept_tiles']:.3f}; next: pyflow export {out} --out IR (the IR, golden accuracy, compression)")
     return 0
 
 
@@ -116,12 +118,14 @@ def _export_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pyflow.compress.api import export
+    from pyflow.compress.api import export_evaluated
 
-    network = export(args.checkpoint, args.data, args.out)
-    kept = sum(layer.n_kept for layer in network.matrix_layers)
-    total = sum(layer.tiles_total for layer in network.matrix_layers)
-    print(f"wrote {args.out}: {len(network.layers)} layers, {kept}/{total} tiles stored")
+    network, result = export_evaluated(args.checkpoint, args.data, args.out)
+    _print_layers(result)
+    print(f"wrote {args.out} (network.json, weights.npz, eval.json): {len(network.layers)} layers; golden accuracy "
+          f"{result['accuracy']:.4f} (torch {result['torch_accuracy']:.4f}, agreement {result['agreement']:.3f}); "
+          f"compression {result['compression_weights_only']}x weights-only, {result['compression_with_index']}x "
+          "with index")
     return 0
 
 
@@ -134,13 +138,12 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from pyflow.artifacts import EVAL_FILE, write_json
     from pyflow.compress.api import evaluate
 
     result = evaluate(args.ir, args.data)
-    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     if args.json:
-        (Path(args.ir) / "eval.json").write_text(text)
-        sys.stdout.write(text)
+        sys.stdout.write(write_json(Path(args.ir) / EVAL_FILE, result).read_text())
         return 0
     _print_layers(result)
     print(f"golden accuracy {result['accuracy']:.4f} on {result['test_images']} test images; kept tiles "

@@ -76,11 +76,9 @@ def _compress(config: FlowConfig, run_dir: Path) -> None:
 
 
 def _export(config: FlowConfig, run_dir: Path) -> None:
-    from pyflow.compress.api import evaluate, export
+    from pyflow.compress.api import export_evaluated
 
-    network = export(run_dir / "checkpoint", config.data, run_dir / "ir")
-    metrics = evaluate(network, config.data)
-    write_json(run_dir / "ir" / EVAL_FILE, metrics)
+    _, metrics = export_evaluated(run_dir / "checkpoint", config.data, run_dir / "ir")  # writes ir/eval.json
     progress(f"  golden-model accuracy {metrics['accuracy']:.4f}, kept tiles {metrics['kept_tiles']:.3f}, "
              f"{metrics['compression_weights_only']:.1f}x weights-only compression")
 

@@ -1,8 +1,8 @@
 """Find and read the artifacts of a run folder (formats: notes/contracts.md), each problem one line.
 
 A run folder holds ``ir/`` (network.json, weights.npz, maybe eval.json), ``fold/folding.json``,
-``hls/csim.json``, ``rtl/sizing.json``, ``rtl/sim_<simulator>.json``, ``rtl/yosys.json``,
-``checkpoint/metrics.json`` and maybe ``run.json``.
+``hls/csim.json``, ``rtl/sizing.json``, ``rtl/sim_<simulator>.json``, ``rtl/yosys.json`` and maybe
+``run.json``.
 An output of ``pyflow generate --backend both`` is accepted too: its IR copy sits in ``rtl/ir`` or ``hls/ir``.
 """
 
@@ -37,7 +37,6 @@ class RunInputs:
     paths: dict[str, str]
     run: dict[str, Any] | None
     eval: dict[str, Any] | None
-    metrics: dict[str, Any] | None
     csim: dict[str, Any] | None
     sims: dict[str, dict[str, Any]]  # simulator -> sim_<simulator>.json
     yosys: dict[str, Any] | None
@@ -138,7 +137,6 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     evaluation = _optional(run_dir, (f"{ir_rel}/{EVAL_FILE}", EVAL_FILE), paths, "eval")
     if evaluation is not None:
         check_eval(evaluation, network, str(run_dir / paths["eval"]))
-    metrics = _optional(run_dir, ("checkpoint/metrics.json", "metrics.json"), paths, "metrics")
     csim = _optional(run_dir, (f"hls/{CSIM_FILE}", CSIM_FILE), paths, "csim")
     if csim is not None:
         _require(csim, CSIM_FIELDS, str(run_dir / paths["csim"]))
@@ -159,5 +157,5 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     folding = _optional(run_dir, (f"fold/{FOLDING_FILE}",), paths, "folding")
     if folding is not None:
         _require(folding, ("plan", "uniform", "text"), str(run_dir / paths["folding"]))
-    return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation, metrics=metrics,
+    return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation,
                      csim=csim, sims=sims, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding)
