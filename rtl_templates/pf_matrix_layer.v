@@ -211,9 +211,13 @@ module pf_matrix_layer #(
 
     reg [TAG:0] tag_pipe [0:PE_LAT-1];
     integer s;
+    // Every stage's valid bit clears in the first reset cycle: shifting zeros in would need a reset longer
+    // than the pipe, and a stale valid bit would write a garbage pixel (seen with random initial state).
     always @(posedge clk) begin
         tag_pipe[0] <= tag3;
         for (s = 1; s < PE_LAT; s = s + 1) tag_pipe[s] <= tag_pipe[s-1];
+        if (rst)
+            for (s = 0; s < PE_LAT; s = s + 1) tag_pipe[s][TAG] <= 1'b0;
     end
     wire [TAG:0] tag_pe = tag_pipe[PE_LAT-1];
     wire pe_valid = tag_pe[TAG];
