@@ -175,7 +175,13 @@ module pf_matrix_layer #(
     // ---------------------------------------------------------------- S2: input address, padding test
     wire [31:0] iyp = {16'd0, oy1} * STRIDE + {16'd0, idx1[15:0]};
     wire [31:0] ixp = {16'd0, ox1} * STRIDE + {16'd0, idx1[31:16]};
+`ifdef PYFLOW_PLANTED_BUG
+    // test only (tests/test_fuzz.py): with PAD >= 2 the last top-padding row of taps reads memory instead of 0
+    wire [31:0] top_ok = (PAD >= 2) ? iyp + 32'd2 : iyp + 32'd1;
+    wire in_range = (top_ok > PAD) && (iyp < H_IN + PAD) && (ixp + 32'd1 > PAD) && (ixp < W_IN + PAD);
+`else
     wire in_range = (iyp + 32'd1 > PAD) && (iyp < H_IN + PAD) && (ixp + 32'd1 > PAD) && (ixp < W_IN + PAD);
+`endif
     wire [31:0] in_addr = ((iyp - PAD) * W_IN + (ixp - PAD)) * C_IN_PAD + {16'd0, idx1[47:32]} * SIMD;
     reg v2, use2, first2, last2, end2;
     reg [PW-1:0] fold2;

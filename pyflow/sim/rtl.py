@@ -50,6 +50,7 @@ class BuildOptions:
 
     random_init: bool = False
     defines: tuple[str, ...] = ()
+    quick_compile: bool = False  # Verilator: the model's C++ at -O0 (half the build time of a small design)
 
     def build_args(self, simulator: str) -> list[str]:
         wanted = self.random_init and simulator == "verilator"
@@ -160,7 +161,8 @@ def build(project: Path, simulator: str, waves: bool = False,
     if simulator == "verilator":
         (build_dir / "public.vlt").write_text(VLT_PUBLIC_TOP)
         args += ["--no-public-flat-rw", str(build_dir / "public.vlt")]
-        extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS}
+        quick = " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0" if options.quick_compile else ""
+        extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS + quick}
         _restore_objects(build_dir, waves)
     start = time.perf_counter()
     log = build_dir / "build.log"
@@ -322,6 +324,9 @@ def _sim(args: argparse.Namespace) -> int:
     print(f"{verdict}: {args.sim}: {summary['outputs_compared']} outputs compared, {summary['mismatches']} "
           f"mismatches, {summary['cycles_per_image']} cycles/image latency, {summary['interval_cycles']} "
           f"cycles/image interval")
+    first = summary["_raw"].get("first_mismatch") or {}
+    if first:
+        print(f"  first mismatch: {first.get('message') or first}")
     for layer in summary["layers"]:
         print(f"  {layer['name']:10s} cycles {layer['cycles']:7d} (model {layer['modelled_cycles']:7d}) "
               f"busy {layer['busy_cycles']:7d}")
