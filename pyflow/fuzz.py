@@ -192,20 +192,31 @@ def _folding(rng: np.random.Generator, specs: list[LayerSpec]) -> tuple[tuple[st
     return tuple((name, int(rng.integers(1, 17)), int(rng.integers(1, 17))) for name in chosen)
 
 
-MAX_WORK = 60_000  # modelled cycles per image, summed over the layers: keeps one simulation to seconds
-MAX_ROM_TILES = 400
+# A simulation costs about (cycles per image) x (lanes: PE x SIMD of every matrix layer, C of every pool);
+# these caps keep one network to seconds on Icarus (a 1e6 network took 2 min) and its Verilator build small.
+MAX_CYCLES = 4_000
+MAX_COST = 120_000
+MAX_ROM_TILES = 300
 
 
 def _small_enough(case: FuzzCase) -> bool:
-    from pyflow.sim.cycles import modelled_cycles
-
     try:
         network = case.network()
     except PyflowError:
         return False
-    hardware = [layer for layer in network.layers if hasattr(layer, "kernel")]
+    cycles, cost = simulation_cost(network)
     tiles = sum(layer.tiles_total for layer in network.matrix_layers)
-    return sum(modelled_cycles(layer) for layer in hardware) <= MAX_WORK and tiles <= MAX_ROM_TILES
+    return cycles <= MAX_CYCLES and cost <= MAX_COST and tiles <= MAX_ROM_TILES
+
+
+def simulation_cost(network: Network) -> tuple[int, int]:
+    """(modelled cycles per image, cycles x lanes): what an event-driven simulation of the top costs."""
+    from pyflow.sim.cycles import modelled_cycles
+
+    hardware = [layer for layer in network.layers if hasattr(layer, "kernel")]
+    cycles = sum(modelled_cycles(layer) for layer in hardware)
+    lanes = sum(layer.pe * layer.simd if hasattr(layer, "pe") else layer.in_shape[0] for layer in hardware)
+    return cycles, cycles * lanes
 
 
 def cases(count: int, seed: int) -> list[FuzzCase]:
