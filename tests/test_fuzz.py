@@ -26,7 +26,7 @@ ALL_VIEWS = fuzz.Options()
 
 def _check(case: fuzz.FuzzCase, tmp_path, options: fuzz.Options = ALL_VIEWS) -> None:
     outcome = fuzz.check_case(case, options, tmp_path)
-    assert outcome.passed, fuzz.report_failure(outcome)
+    assert outcome.passed, f"{fuzz.report_failure(outcome)}  (shrink it: pyflow fuzz -n 1 --seed {case.seed})"
 
 
 def test_first_20_cover_every_family():
@@ -128,3 +128,14 @@ def test_fuzz_300_icarus(index, tmp_path):
 @pytest.mark.parametrize("index", range(100))
 def test_fuzz_100_verilator(index, tmp_path):
     _check(fuzz.generate_case(SLOW_SEED + index), tmp_path, fuzz.Options(views=("csim", "verilator")))
+
+
+def test_build_fingerprint_includes_the_build_options(tmp_path):
+    from pyflow.sim.rtl import _fingerprint
+
+    (tmp_path / "verilog").mkdir()
+    (tmp_path / "verilog" / "pyflow_top.v").write_text("module pyflow_top; endmodule\n")
+    prints = {_fingerprint(tmp_path, "verilator", False, options) for options in (
+        BuildOptions(), BuildOptions(random_init=True), BuildOptions(defines=("PYFLOW_PLANT_X=1",)),
+        BuildOptions(quick_compile=True))}
+    assert len(prints) == 4
