@@ -8,7 +8,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pytest workers: the fast tier is sized for 2 cores
 JOBS ?= 2
 
-.PHONY: install system-tools test test-all demo lint clean
+# `make fuzz N=50 SEED=7`: N random networks, golden == C-sim == Icarus == Verilator (SEED defaults to the clock)
+N ?= 20
+SEED ?=
+
+.PHONY: install system-tools test test-all fuzz demo lint clean
 
 install: system-tools $(STAMP)
 
@@ -32,6 +36,9 @@ test: install
 
 test-all: install
 	$(VENV)/bin/pytest -q -n $(JOBS)
+
+fuzz: install
+	$(VENV)/bin/pyflow fuzz -n $(N) $(if $(SEED),--seed $(SEED))
 
 demo: install
 	$(VENV)/bin/pyflow demo

@@ -80,13 +80,16 @@ def _layer_spec(kind: str, groups: tuple[str | None, ...]) -> LayerSpec:
 
 def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe: int = 4, simd: int = 4,
                    keep: float = 0.5, a_bits: int = 8, seed: int = 0,
-                   folding: dict[str, tuple[int, int]] | None = None) -> Network:
+                   folding: dict[str, tuple[int, int]] | None = None, keep_tiles: int | None = None) -> Network:
     """A valid random network: ``keep`` is the kept fraction of tiles in every matrix layer.
 
-    ``folding`` overrides ``(pe, simd)`` per layer name (``conv0``, ``linear3``, …).
+    ``folding`` overrides ``(pe, simd)`` per layer name (``conv0``, ``linear3``, …); ``keep_tiles``, when
+    given, replaces ``keep`` by a count of kept tiles per layer (1: a single kept tile).
     """
     if not 0.0 <= keep <= 1.0:
         raise PyflowError(f"random_network: keep must lie in [0, 1], got {keep}")
+    if keep_tiles is not None and keep_tiles < 0:
+        raise PyflowError(f"random_network: keep_tiles must be at least 0, got {keep_tiles}")
     input_shape = _check_args(input_shape, pe, simd, seed, folding)
     rng = np.random.default_rng(seed)
     specs = parse_spec(spec)
@@ -102,11 +105,12 @@ def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe:
             layers.append(FlattenLayer(f"flatten{index}_", shape, bits))
             x, shape = golden.run_layer(layers[-1], x), layers[-1].out_shape
         lane = (folding or {}).get(name, (pe, simd))
-        layer = _random_layer(item, name, shape, bits, a_bits, lane, keep, last, rng, x)
+        layer = _random_layer(item, name, shape, bits, a_bits, lane, (keep, keep_tiles), last, rng, x)
         layers.append(layer)
         x, shape, bits = golden.run_layer(layer, x), layer.out_shape, layer.out_bits
+    meta = {"spec": spec, "seed": seed, "keep": keep} | ({} if keep_tiles is None else {"keep_tiles": keep_tiles})
     return check_network(Network(name=f"random-{seed}", input_shape=tuple(input_shape), a_bits=a_bits,
-                                 layers=tuple(layers), meta={"spec": spec, "seed": seed, "keep": keep}))
+                                 layers=tuple(layers), meta=meta))
 
 
 def _check_args(input_shape: tuple[int, int, int], pe: int, simd: int, seed: int,
@@ -121,7 +125,7 @@ def _check_args(input_shape: tuple[int, int, int], pe: int, simd: int, seed: int
 
 
 def _random_layer(item: LayerSpec, name: str, shape: tuple[int, int, int], bits: int, a_bits: int,
-                  lane: tuple[int, int], keep: float, last: bool, rng: np.random.Generator,
+                  lane: tuple[int, int], keep: tuple[float, int | None], last: bool, rng: np.random.Generator,
                   x: np.ndarray) -> Layer:
     if item.kind == "flatten":
         return FlattenLayer(name, shape, bits)
@@ -139,7 +143,8 @@ def _random_layer(item: LayerSpec, name: str, shape: tuple[int, int, int], bits:
 
 
 def _matrix(name: str, item: LayerSpec, shape: tuple[int, int, int], bits: int, a_bits: int, pe: int,
-            simd: int, kernel: int, keep: float, last: bool, rng: np.random.Generator) -> MatrixLayer:
+            simd: int, kernel: int, keep: tuple[float, int | None], last: bool,
+            rng: np.random.Generator) -> MatrixLayer:
     c_in = shape[0]
     m_pad, c_in_pad = -(-item.channels // pe) * pe, -(-c_in // simd) * simd
     ternary = np.zeros((m_pad, kernel, kernel, c_in_pad), dtype=np.int8)
@@ -147,7 +152,7 @@ def _matrix(name: str, item: LayerSpec, shape: tuple[int, int, int], bits: int, 
     ternary = ternary.reshape(m_pad, -1)
     grid = (m_pad // pe, ternary.shape[1] // simd)
     mask = np.zeros(grid[0] * grid[1], dtype=bool)
-    mask[rng.permutation(mask.size)[:round(keep * mask.size)]] = True
+    mask[rng.permutation(mask.size)[:round(keep[0] * mask.size) if keep[1] is None else keep[1]]] = True
     packed = pack(ternary, mask.reshape(grid) & nonzero_tiles(ternary, pe, simd), pe, simd)
     zeros = np.zeros(item.channels, dtype=np.int64)
     return MatrixLayer(name=name, kind=item.kind, in_shape=shape, out_channels=item.channels, kernel=kernel,
@@ -185,6 +190,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pe", type=int, default=4)
     parser.add_argument("--simd", type=int, default=4)
     parser.add_argument("--keep", type=float, default=0.5, help="kept fraction of tiles per layer")
+    parser.add_argument("--keep-tiles", type=int, default=None, help="kept tiles per layer (overrides --keep)")
+    parser.add_argument("--fold", action="append", default=[], metavar="LAYER=PExSIMD",
+                        help="per-layer folding, e.g. conv0=8x1 (repeatable)")
     parser.add_argument("--a-bits", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="IR folder to write")
@@ -202,10 +210,21 @@ def _random(args: argparse.Namespace) -> int:
     if len(shape) != 3:
         raise PyflowError(f"--input-shape: expected C,H,W, got {args.input_shape!r}")
     network = random_network(args.spec, shape, pe=args.pe, simd=args.simd, keep=args.keep,
-                             a_bits=args.a_bits, seed=args.seed)
+                             a_bits=args.a_bits, seed=args.seed, folding=_folding(args.fold) or None,
+                             keep_tiles=args.keep_tiles)
     save(network, args.out)
     kept = sum(layer.n_kept for layer in network.matrix_layers)
     total = sum(layer.tiles_total for layer in network.matrix_layers)
     print(f"wrote {args.out}: {len(network.layers)} layers, {kept}/{total} tiles kept")
     return 0
+
+
+def _folding(items: list[str]) -> dict[str, tuple[int, int]]:
+    folding = {}
+    for item in items:
+        match = re.fullmatch(r"(\w+)=(\d+)x(\d+)", item)
+        if not match:
+            raise PyflowError(f"--fold: expected LAYER=PExSIMD (e.g. conv0=8x1), got {item!r}")
+        folding[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return folding
 

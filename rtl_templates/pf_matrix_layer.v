@@ -175,7 +175,13 @@ module pf_matrix_layer #(
     // ---------------------------------------------------------------- S2: input address, padding test
     wire [31:0] iyp = {16'd0, oy1} * STRIDE + {16'd0, idx1[15:0]};
     wire [31:0] ixp = {16'd0, ox1} * STRIDE + {16'd0, idx1[31:16]};
+`ifdef PYFLOW_PLANTED_BUG
+    // test only (tests/test_fuzz.py): with PAD >= 2 the last top-padding row of taps reads memory instead of 0
+    wire [31:0] top_ok = (PAD >= 2) ? iyp + 32'd2 : iyp + 32'd1;
+    wire in_range = (top_ok > PAD) && (iyp < H_IN + PAD) && (ixp + 32'd1 > PAD) && (ixp < W_IN + PAD);
+`else
     wire in_range = (iyp + 32'd1 > PAD) && (iyp < H_IN + PAD) && (ixp + 32'd1 > PAD) && (ixp < W_IN + PAD);
+`endif
     wire [31:0] in_addr = ((iyp - PAD) * W_IN + (ixp - PAD)) * C_IN_PAD + {16'd0, idx1[47:32]} * SIMD;
     reg v2, use2, first2, last2, end2;
     reg [PW-1:0] fold2;
@@ -211,9 +217,13 @@ module pf_matrix_layer #(
 
     reg [TAG:0] tag_pipe [0:PE_LAT-1];
     integer s;
+    // Every stage's valid bit clears in the first reset cycle: shifting zeros in would need a reset longer
+    // than the pipe, and a stale valid bit would write a garbage pixel (seen with random initial state).
     always @(posedge clk) begin
         tag_pipe[0] <= tag3;
         for (s = 1; s < PE_LAT; s = s + 1) tag_pipe[s] <= tag_pipe[s-1];
+        if (rst)
+            for (s = 0; s < PE_LAT; s = s + 1) tag_pipe[s][TAG] <= 1'b0;
     end
     wire [TAG:0] tag_pe = tag_pipe[PE_LAT-1];
     wire pe_valid = tag_pe[TAG];

@@ -75,12 +75,18 @@ class Scoreboard:
 
     def logit(self, dut) -> None:
         image, index = divmod(self.compared, self.expected.shape[1])
-        value, want = int(dut.out_data.value.to_signed()), int(self.expected[image, index])
-        if value != want:
-            self._fail(image=image, logit=index, got=value, expected=want)
         last = index == self.expected.shape[1] - 1
-        if bool(dut.out_last.value) != last:
-            self._fail(image=image, logit=index, problem="out_last misplaced")
+        unknown = [name for name in ("out_data", "out_last") if not getattr(dut, name).value.is_resolvable]
+        if unknown:  # an X or Z would make to_signed() raise: a one-line mismatch instead
+            self._fail(image=image, logit=index, problem="X/Z", message=f"image {image}, logit {index}: "
+                       f"{' and '.join(f'{name}={getattr(dut, name).value}' for name in unknown)} holds X/Z "
+                       f"on {cocotb.SIM_NAME}")
+        else:
+            value, want = int(dut.out_data.value.to_signed()), int(self.expected[image, index])
+            if value != want:
+                self._fail(image=image, logit=index, got=value, expected=want)
+            if bool(dut.out_last.value) != last:
+                self._fail(image=image, logit=index, problem="out_last misplaced")
         if last:
             self.last_beat.append(int(dut.cycle_count.value.to_unsigned()))
             self.layer_cycles.append(_words(dut.layer_cycles.value, self.layers))

@@ -23,6 +23,7 @@ from pyflow.artifacts import CSIM_FILE, write_json
 from pyflow.errors import PyflowError
 
 CXXFLAGS = ("-O2", "-std=c++17", "-Wall", "-Werror", "-Wno-unknown-pragmas")
+QUICK_OPT = "-O0"  # the fuzz tier's many small designs: compile time dominates (6 s at -O2 per design)
 SOURCES = ("src/top.cpp", "tb/tb.cpp")
 BUILD_DIR = "csim"
 RESULT_FILE = CSIM_FILE
@@ -59,13 +60,15 @@ def compiler_version() -> str:
     return version_of("g++") or ""
 
 
-def build(project: Path) -> tuple[Path, float]:
-    """Compile the testbench once per design; returns the binary and the seconds its build took."""
+def build(project: Path, quick: bool = False) -> tuple[Path, float]:
+    """Compile the testbench once per design (``quick``: unoptimized, for many tiny designs); returns the
+    binary and the seconds its build took."""
     from pyflow.tools import ap_types_dir, require
 
     require("g++")
     require("ap_types")
-    command = ["g++", *CXXFLAGS, "-I", "src", "-isystem", str(ap_types_dir()), *SOURCES, "-o", f"{BUILD_DIR}/tb"]
+    flags = (QUICK_OPT, *CXXFLAGS[1:]) if quick else CXXFLAGS
+    command = ["g++", *flags, "-I", "src", "-isystem", str(ap_types_dir()), *SOURCES, "-o", f"{BUILD_DIR}/tb"]
     digest = _digest(project, command)
     binary, stamp = project / BUILD_DIR / "tb", project / BUILD_DIR / "build.json"
     if binary.is_file() and stamp.is_file():
@@ -99,12 +102,13 @@ def run_testbench(binary: Path, inputs: Path, golden_file: Path) -> TestbenchRes
     return TestbenchResult(result.returncode, *counts, output)
 
 
-def run_csim(project_dir: str | Path, vectors: int = 16, seed: int = 0) -> dict[str, Any]:
+def run_csim(project_dir: str | Path, vectors: int = 16, seed: int = 0, quick: bool = False) -> dict[str, Any]:
     """Build, run on ``vectors`` seeded random images, write and return the ``csim.json`` content."""
-    return simulate(project_dir, vectors, seed)[0]
+    return simulate(project_dir, vectors, seed, quick)[0]
 
 
-def simulate(project_dir: str | Path, vectors: int, seed: int) -> tuple[dict[str, Any], TestbenchResult]:
+def simulate(project_dir: str | Path, vectors: int, seed: int,
+             quick: bool = False) -> tuple[dict[str, Any], TestbenchResult]:
     """:func:`run_csim`, also returning the testbench's own result (its printed mismatches)."""
     from pyflow.codegen.hls import load_ir, write_vectors
 
@@ -112,7 +116,7 @@ def simulate(project_dir: str | Path, vectors: int, seed: int) -> tuple[dict[str
         raise PyflowError(f"csim: --vectors must be at least 1, got {vectors}")
     project = find_project(project_dir)
     network = load_ir(project)
-    binary, build_seconds = build(project)
+    binary, build_seconds = build(project, quick)
     inputs, golden_file = write_vectors(network, project / BUILD_DIR, vectors, seed)
     start = time.perf_counter()
     outcome = run_testbench(binary, inputs, golden_file)

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,33 @@ VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 # Only the top's ports are visible to cocotb: the default --public-flat-rw of every internal signal
 # triples the generated C++.
 VLT_PUBLIC_TOP = f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n'
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How the simulator model is built beyond the sources: part of the build fingerprint.
+
+    ``random_init`` (Verilator only): every register and memory starts with, and every X is assigned,
+    a random value (``--x-assign unique --x-initial unique``, randomized per run by ``+verilator+seed``),
+    so an uninitialized register cannot hide behind zeros. ``defines`` are Verilog macros (``NAME`` or
+    ``NAME=VALUE``), for tests that plant a bug or an X.
+    """
+
+    random_init: bool = False
+    defines: tuple[str, ...] = ()
+    quick_compile: bool = False  # Verilator: the model's C++ at -O0 (half the build time of a small design)
+
+    def build_args(self, simulator: str) -> list[str]:
+        wanted = self.random_init and simulator == "verilator"
+        return ["--x-assign", "unique", "--x-initial", "unique"] if wanted else []
+
+    def define_map(self) -> dict[str, str]:
+        return dict((item.split("=", 1) + ["1"])[:2] for item in self.defines)
+
+    def plusargs(self, simulator: str, seed: int) -> list[str]:
+        if self.random_init and simulator == "verilator":
+            return ["+verilator+rand+reset+2", f"+verilator+seed+{seed + 1}"]  # seed 0 means "from the clock"
+        return []
 
 
 def project_dir(folder: str | Path) -> Path:
@@ -69,8 +97,8 @@ def _environment(extra: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _fingerprint(project: Path, simulator: str, waves: bool) -> str:
-    digest = hashlib.sha256(f"{simulator} {waves} {project.resolve()}".encode())
+def _fingerprint(project: Path, simulator: str, waves: bool, options: BuildOptions = BuildOptions()) -> str:
+    digest = hashlib.sha256(f"{simulator} {waves} {project.resolve()} {options}".encode())
     for path in sorted((project / "verilog").iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
@@ -114,23 +142,25 @@ def _store_objects(build_dir: Path, waves: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build(project: Path, simulator: str, waves: bool = False) -> tuple[Path, float]:
+def build(project: Path, simulator: str, waves: bool = False,
+          options: BuildOptions = BuildOptions()) -> tuple[Path, float]:
     """Build (or reuse) the simulator model of ``project``; returns the build folder and build seconds."""
     from cocotb_tools.runner import get_runner
 
     build_dir = project / "sim_build" / simulator
     stamp = build_dir / "pyflow.fingerprint"
-    fingerprint = _fingerprint(project, simulator, waves)
+    fingerprint = _fingerprint(project, simulator, waves, options)
     if stamp.is_file() and stamp.read_text() == fingerprint:
         return build_dir, 0.0
     shutil.rmtree(build_dir, ignore_errors=True)
     build_dir.mkdir(parents=True)
-    args: list[str] = []
+    args: list[str] = options.build_args(simulator)
     extra = {}
     if simulator == "verilator":
         (build_dir / "public.vlt").write_text(VLT_PUBLIC_TOP)
-        args = ["--no-public-flat-rw", str(build_dir / "public.vlt")]
-        extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS}
+        args += ["--no-public-flat-rw", str(build_dir / "public.vlt")]
+        quick = " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0" if options.quick_compile else ""
+        extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS + quick}
         _restore_objects(build_dir, waves)
     start = time.perf_counter()
     log = build_dir / "build.log"
@@ -139,6 +169,7 @@ def build(project: Path, simulator: str, waves: bool = False) -> tuple[Path, flo
             get_runner(simulator).build(
                 sources=sources(project), hdl_toplevel=TOP, build_dir=build_dir, always=True, waves=waves,
                 parameters={"MEM_DIR": f'"{(project / "verilog").resolve()}/"'}, build_args=args,
+                defines=options.define_map(),
                 log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise PyflowError(f"{project}: {simulator} build failed ({exc}); see {log}") from None
@@ -183,11 +214,11 @@ def _package(name: str) -> str:
 
 
 def run_bench(project: Path, simulator: str, vectors: int, seed: int = 0, waves: bool = False,
-              stall: float = 0.2, corrupt: int | None = None) -> dict[str, Any]:
+              stall: float = 0.2, corrupt: int | None = None, options: BuildOptions = BuildOptions()) -> dict[str, Any]:
     """Build (or reuse) and run the bench; returns its raw measurements (bench_result.json)."""
     from cocotb_tools.runner import get_runner
 
-    build_dir, build_seconds = build(project, simulator, waves)
+    build_dir, build_seconds = build(project, simulator, waves, options)
     run_dir = project / "sim_build" / f"{simulator}_run"
     run_dir.mkdir(parents=True, exist_ok=True)
     result = run_dir / "bench_result.json"
@@ -203,6 +234,7 @@ def run_bench(project: Path, simulator: str, vectors: int, seed: int = 0, waves:
     with _environment(env), _quiet(log), contextlib.suppress(SystemExit):  # a failing bench exits under pytest
         get_runner(simulator).test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=BENCH_MODULE,
                                    build_dir=build_dir, test_dir=run_dir, extra_env=env, waves=waves,
+                                   plusargs=options.plusargs(simulator, seed),
                                    results_xml=str((run_dir / "results.xml").resolve()), log_file=log)
     if not result.is_file():
         raise PyflowError(f"{project}: the {simulator} bench wrote no result; see {log}")
@@ -234,10 +266,11 @@ def summarize(project: Path, simulator: str, raw: dict[str, Any]) -> dict[str, A
 
 
 def run_sim(project_dir_: str | Path, simulator: str, vectors: int = 20, seed: int = 0, waves: bool = False,
-            stall: float = 0.2, corrupt: int | None = None) -> dict[str, Any]:
+            stall: float = 0.2, corrupt: int | None = None, build: BuildOptions = BuildOptions()) -> dict[str, Any]:
     """Simulate the RTL project against the golden model; writes and returns sim_<simulator>.json.
 
-    ``corrupt`` falsifies one expected logit (by flat index) — for the test that the bench can fail.
+    ``corrupt`` falsifies one expected logit (by flat index) — for the test that the bench can fail;
+    ``build`` adds build flags (randomized initial state, test-only defines).
     """
     from pyflow.tools import require
 
@@ -248,7 +281,7 @@ def run_sim(project_dir_: str | Path, simulator: str, vectors: int = 20, seed: i
     require("verilator" if simulator == "verilator" else "iverilog")
     require("cocotb")
     project = project_dir(project_dir_)
-    raw = run_bench(project, simulator, vectors, seed, waves, stall, corrupt)
+    raw = run_bench(project, simulator, vectors, seed, waves, stall, corrupt, build)
     summary = summarize(project, simulator, raw)
     write_json(project / sim_file(simulator), summary)
     summary["_raw"] = raw
@@ -285,6 +318,9 @@ def _sim(args: argparse.Namespace) -> int:
     print(f"{verdict}: {args.sim}: {summary['outputs_compared']} outputs compared, {summary['mismatches']} "
           f"mismatches, {summary['cycles_per_image']} cycles/image latency, {summary['interval_cycles']} "
           f"cycles/image interval")
+    first = summary["_raw"].get("first_mismatch") or {}
+    if first:
+        print(f"  first mismatch: {first.get('message') or first}")
     for layer in summary["layers"]:
         print(f"  {layer['name']:10s} cycles {layer['cycles']:7d} (model {layer['modelled_cycles']:7d}) "
               f"busy {layer['busy_cycles']:7d}")
