@@ -18,6 +18,7 @@ import functools
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -437,10 +438,13 @@ def run(count: int, seed: int, options: Options, work: Path, shrink_failures: bo
         log: Callable[[str], None] = print, budget: int = 60, stop_after: int | None = None) -> list[Outcome]:
     """Check ``count`` cases from ``seed``; log each failure's command and its shrunk command (at most
     ``budget`` shrink attempts each); stop after ``stop_after`` failures."""
-    outcomes = []
+    outcomes, start = [], time.perf_counter()
     for index, case in enumerate(cases(count, seed)):
         outcome = check_case(case, options, work / f"case{index}")
         outcomes.append(outcome)
+        elapsed = time.perf_counter() - start
+        print(f"[{index + 1}/{count}] {'ok' if outcome.passed else 'FAIL'} in {outcome.seconds:.1f} s; "
+              f"about {elapsed / (index + 1) * (count - index - 1) / 60:.0f} min left", file=sys.stderr, flush=True)
         if outcome.passed:
             shutil.rmtree(work / f"case{index}", ignore_errors=True)
             continue

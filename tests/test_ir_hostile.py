@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_ir import _set
 
 from pyflow.compress.api import _network_name
 from pyflow.errors import PyflowError
@@ -38,14 +39,9 @@ def edit_json(folder, edit):
 
 
 def setter(*path_and_value):
+    """An edit of network.json setting the field at ``path`` to ``value`` (the last argument)."""
     *path, value = path_and_value
-
-    def edit(doc):
-        target = doc
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-    return edit
+    return _set(path, value)
 
 
 def refused(folder, *fragments):
