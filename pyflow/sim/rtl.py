@@ -284,7 +284,7 @@ def lint(project_dir_: str | Path) -> str:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("sim", help="simulate a generated RTL project against the golden model (cocotb)")
     parser.add_argument("project", help="RTL project folder written by `pyflow generate` (or its parent)")
-    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    parser.add_argument("--sim", choices=SIMULATORS, default=None, help="default verilator (icarus with --netlist)")
     parser.add_argument("--vectors", type=int, default=20, help="random images to stream through (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--waves", action="store_true", help="dump waveforms (in sim_build/)")
@@ -295,14 +295,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    simulator = args.sim or ("icarus" if args.netlist else "verilator")
     if args.netlist:
         from pyflow.sim.netlist import run_netlist
 
-        summary = run_netlist(args.project, args.sim, vectors=args.vectors, seed=args.seed, waves=args.waves)
+        summary = run_netlist(args.project, args.vectors, args.seed, simulator=simulator, waves=args.waves)
     else:
-        summary = run_sim(args.project, args.sim, vectors=args.vectors, seed=args.seed, waves=args.waves)
+        summary = run_sim(args.project, simulator, vectors=args.vectors, seed=args.seed, waves=args.waves)
     verdict = "PASS" if summary["bit_exact"] else "FAIL"
-    view = f"{args.sim} netlist" if args.netlist else args.sim
+    view = f"{simulator} netlist" if args.netlist else simulator
     print(f"{verdict}: {view}: {summary['outputs_compared']} outputs compared, {summary['mismatches']} "
           f"mismatches, {summary['cycles_per_image']} cycles/image latency, {summary['interval_cycles']} "
           f"cycles/image interval")
