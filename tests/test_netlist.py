@@ -14,6 +14,7 @@ from pyflow.codegen.rtl import generate
 from pyflow.errors import PyflowError
 from pyflow.sim.netlist import NETLIST_DIR, NETLIST_FILE, netlist_cells, run_netlist
 from pyflow.sim.rtl import run_sim
+from pyflow.sim.yosys import SynthesisTimeout
 
 pytestmark = [pytest.mark.rtl, pytest.mark.yosys]
 
@@ -140,3 +141,10 @@ def test_random_netlists_match_golden_and_the_rtl(case, tmp_path):
     summary = run_netlist(project, vectors=3, seed=case.seed)
     _check(summary, 3, case.network().num_classes)
     _same_cycles(summary, run_sim(project, "icarus", vectors=3, seed=case.seed))
+
+
+def test_yosys_time_limit_stops_it_and_leaves_no_netlist(tmp_path):
+    project = _project(FAST[2], tmp_path)
+    with pytest.raises(SynthesisTimeout, match="did not finish within 0.5 s"):
+        run_netlist(project, vectors=1, timeout=0.5)
+    assert not (project / NETLIST_DIR / NETLIST_FILE).exists() and not (project / "sim_netlist.json").exists()

@@ -56,39 +56,43 @@ def synthesize_netlist(project: Path, timeout: float | None = None) -> tuple[Pat
     """Synthesize (or reuse) the flat netlist of ``project``'s top; returns its path and the Yosys seconds
     (0 when reused). Yosys is stopped after ``timeout`` seconds (pyflow.sim.yosys.SynthesisTimeout)."""
     from pyflow.sim.rtl import TOP, sources
-    from pyflow.sim.yosys import SynthesisTimeout
     from pyflow.tools import require
 
     require("yosys")
     out = project / NETLIST_DIR
     netlist, stamp = out / NETLIST_FILE, out / "pyflow.fingerprint"
     # cwd is verilog/: the $readmemh file names are relative to it
-    text = script([path.name for path in sources(project)], TOP, str((out / NETLIST_FILE).resolve()))
-    fingerprint = _fingerprint(project, text)
-    timescale = _timescale(project)
+    text = script([path.name for path in sources(project)], TOP, str(netlist.resolve()))
+    fingerprint, timescale = _fingerprint(project, text), _timescale(project)
     if netlist.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         return netlist, 0.0
     out.mkdir(parents=True, exist_ok=True)
     netlist.unlink(missing_ok=True)
     stamp.unlink(missing_ok=True)
     (out / "synth.ys").write_text(text)
-    log = out / "yosys.log"
     start = time.perf_counter()
-    try:
-        result = subprocess.run(["yosys", "-q", "-l", str(log.resolve()), "-s", str((out / "synth.ys").resolve())],
-                                cwd=project / "verilog", capture_output=True, text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SynthesisTimeout(f"{project}: yosys synth -flatten did not finish within {timeout:g} s "
-                               f"(stopped; see {log})") from None
+    _yosys(project, out, timeout)
     temporary = Path(f"{netlist}.tmp")
-    if result.returncode != 0 or not temporary.is_file():
-        raise PyflowError(f"{project}: yosys synth -flatten failed: {(result.stderr or result.stdout).strip()[:300]}"
-                          f" (see {log})")
     # write_verilog drops the `timescale of the sources; the bench's 10 ns clock needs it back
     temporary.write_text(timescale + temporary.read_text())
     os.replace(temporary, netlist)  # a netlist is there whole or not at all
     stamp.write_text(fingerprint)
     return netlist, time.perf_counter() - start
+
+
+def _yosys(project: Path, out: Path, timeout: float | None) -> None:
+    from pyflow.sim.yosys import SynthesisTimeout
+
+    log = (out / "yosys.log").resolve()
+    try:
+        result = subprocess.run(["yosys", "-q", "-l", str(log), "-s", str((out / "synth.ys").resolve())],
+                                cwd=project / "verilog", capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthesisTimeout(f"{project}: yosys synth -flatten did not finish within {timeout:g} s "
+                               f"(stopped; see {log})") from None
+    if result.returncode != 0 or not (out / f"{NETLIST_FILE}.tmp").is_file():
+        raise PyflowError(f"{project}: yosys synth -flatten failed: {(result.stderr or result.stdout).strip()[:300]}"
+                          f" (see {log})")
 
 
 def _timescale(project: Path) -> str:
