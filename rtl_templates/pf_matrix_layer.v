@@ -215,15 +215,16 @@ module pf_matrix_layer #(
     pf_pe_lanes #(.PE(PE), .SIMD(SIMD), .IN_BITS(IN_BITS), .SUM_W(SUM_W)) u_pe (
         .clk(clk), .x(x3), .w(w3), .sums(sums));
 
+    // The valid bit is cleared under rst at every stage, as v1/v2/tag3 are: otherwise a reset shorter
+    // than PE_LAT + 2 cycles leaves power-up garbage in flight that can fire a spurious write and finish
+    // (RTL simulation hides it: `if (x)` takes the else branch; the synthesized netlist shows it as X).
     reg [TAG:0] tag_pipe [0:PE_LAT-1];
     integer s;
-    // Every stage's valid bit clears in the first reset cycle: shifting zeros in would need a reset longer
-    // than the pipe, and a stale valid bit would write a garbage pixel (seen with random initial state).
+    // (Found twice: by the fuzzer, as a garbage logit with Verilator's random initial state, and by the
+    // netlist view, as an X.)
     always @(posedge clk) begin
-        tag_pipe[0] <= tag3;
-        for (s = 1; s < PE_LAT; s = s + 1) tag_pipe[s] <= tag_pipe[s-1];
-        if (rst)
-            for (s = 0; s < PE_LAT; s = s + 1) tag_pipe[s][TAG] <= 1'b0;
+        tag_pipe[0] <= {tag3[TAG] && !rst, tag3[TAG-1:0]};
+        for (s = 1; s < PE_LAT; s = s + 1) tag_pipe[s] <= {tag_pipe[s-1][TAG] && !rst, tag_pipe[s-1][TAG-1:0]};
     end
     wire [TAG:0] tag_pe = tag_pipe[PE_LAT-1];
     wire pe_valid = tag_pe[TAG];

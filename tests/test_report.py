@@ -61,7 +61,8 @@ def eval_doc(network: Network) -> dict[str, Any]:
             "kept_tiles": 0.41, "layers": layers}
 
 
-def make_run(folder: Path, *, views: tuple[str, ...] = ("csim", "icarus", "verilator"), failing: str | None = None,
+def make_run(folder: Path, *, views: tuple[str, ...] = ("csim", "icarus", "verilator", "netlist"),
+             failing: str | None = None,
              board: str | None = "zcu104", seed: int = 0, with_eval: bool = True) -> Network:
     """A run folder: ir/, hls/csim.json, rtl/sim_*.json, rtl/yosys.json, checkpoint/metrics.json, run.json."""
     network = random_network(SPEC, (1, 8, 8), pe=4, simd=4, keep=0.4, seed=seed)
@@ -77,6 +78,9 @@ def make_run(folder: Path, *, views: tuple[str, ...] = ("csim", "icarus", "veril
         if simulator in views:
             write_json(folder / "rtl" / f"sim_{simulator}.json",
                        sim_doc(network, simulator, 10 * offset + 1, 3 if failing == simulator else 0))
+    if "netlist" in views:  # the Yosys netlist of the top on Icarus: the same fields, and its view
+        doc = sim_doc(network, "icarus", 1, 5 if failing == "netlist" else 0)
+        write_json(folder / "rtl" / "sim_netlist.json", {**doc, "view": "netlist", "yosys_version": "Yosys (test)"})
     write_json(folder / "rtl" / "sizing.json", sizing_json(network, network_sizing(network)))  # as generate writes it
     write_json(folder / "rtl" / "yosys.json", {
         "yosys_version": "Yosys 0.23 (test)", "top": "pyflow_top", "part_family": "xilinx (synth_xilinx -noiopad)",
@@ -113,7 +117,7 @@ def figures(doc: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 def test_all_views_passing(full_run):
     _, _, report = full_run
     views = report["verification"]["views"]
-    assert [views[v]["status"] for v in ("csim", "icarus", "verilator")] == ["passed"] * 3
+    assert [views[v]["status"] for v in ("csim", "icarus", "verilator", "netlist")] == ["passed"] * 4
     assert report["verification"]["all_passed"] is True
     assert report["verification"]["summary"] == "bit-exact in every view"
     assert views["icarus"]["outputs_compared"] == 80 and views["icarus"]["mismatches"] == 0
@@ -134,7 +138,17 @@ def test_missing_view_is_not_run(tmp_path, missing):
         assert report["network"]["cycles"]["measured"][missing]["images_per_s"]["value"] == "not run"
 
 
-@pytest.mark.parametrize("failing", ["csim", "icarus", "verilator"])
+def test_netlist_view_is_its_own_row_and_optional(tmp_path):
+    make_run(tmp_path / "run", views=("csim", "icarus", "verilator"))
+    verification = build_report(tmp_path / "run")["verification"]
+    assert verification["views"]["netlist"]["status"] == "not run"
+    assert verification["all_passed"] is True
+    assert verification["summary"] == "bit-exact in every view (netlist view not run)"
+    write_report(tmp_path / "run")
+    assert "| netlist | not run |" in (tmp_path / "run" / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("failing", ["csim", "icarus", "verilator", "netlist"])
 def test_mismatching_view_is_not_bit_exact(tmp_path, failing):
     make_run(tmp_path / "run", failing=failing)
     report = build_report(tmp_path / "run")
@@ -298,7 +312,7 @@ def test_generate_layout_is_accepted(tmp_path):
     (tmp_path / "made" / "rtl" / "yosys.json").rename(folder / "rtl" / "yosys.json")
     report = build_report(folder)
     assert report["inputs"]["ir"] == "rtl/ir" and report["inputs"]["yosys"] == "rtl/yosys.json"
-    assert report["verification"]["summary"] == "bit-exact where run; not run: csim, icarus, verilator"
+    assert report["verification"]["summary"] == "bit-exact where run; not run: csim, icarus, verilator, netlist"
 
 
 @pytest.mark.parametrize("case, message", [

@@ -327,21 +327,25 @@ def view_status(doc: dict[str, Any] | None) -> str:
 
 
 def verification(inputs: RunInputs) -> dict[str, Any]:
-    docs = {"csim": inputs.csim, **{sim: inputs.sims.get(sim) for sim in SIMULATORS}}
+    """The views against the golden model. C-sim and the RTL simulators make "every view"; the netlist view
+    (the Yosys netlist of the top on Icarus) has its own row and, when run, must pass too."""
+    docs = {"csim": inputs.csim, **{sim: inputs.sims.get(sim) for sim in SIMULATORS}, "netlist": inputs.netlist}
     views = {}
     for view, doc in docs.items():
         source = inputs.paths.get(view, "artifact not found")
         views[view] = {"status": view_status(doc), "basis": MEASURED, "source": source,
                        **{key: (doc[key] if doc is not None else NOT_RUN)
                           for key in ("bit_exact", "vectors", "outputs_compared", "mismatches")}}
-    statuses = [v["status"] for v in views.values()]
-    if all(s == "passed" for s in statuses):
-        summary = "bit-exact in every view"
-    elif "failed" in statuses:
-        summary = "NOT bit-exact: " + ", ".join(k for k, v in views.items() if v["status"] == "failed")
+    required = [views[view]["status"] for view in VIEWS]
+    failed = [view for view, item in views.items() if item["status"] == "failed"]
+    if failed:
+        summary = "NOT bit-exact: " + ", ".join(failed)
+    elif all(s == "passed" for s in required):
+        summary = "bit-exact in every view" + ("" if views["netlist"]["status"] == "passed" else
+                                               " (netlist view not run)")
     else:
         summary = "bit-exact where run; not run: " + ", ".join(k for k, v in views.items() if v["status"] == NOT_RUN)
-    return {"views": views, "all_passed": all(s == "passed" for s in statuses), "summary": summary}
+    return {"views": views, "all_passed": not failed and all(s == "passed" for s in required), "summary": summary}
 
 
 def tool_versions(inputs: RunInputs) -> dict[str, Any]:

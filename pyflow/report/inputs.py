@@ -1,7 +1,8 @@
 """Find and read the artifacts of a run folder (formats: notes/contracts.md), each problem one line.
 
 A run folder holds ``ir/`` (network.json, weights.npz, maybe eval.json), ``fold/folding.json``,
-``hls/csim.json``, ``rtl/sizing.json``, ``rtl/sim_<simulator>.json``, ``rtl/yosys.json`` and maybe
+``hls/csim.json``, ``rtl/sizing.json``, ``rtl/sim_<simulator>.json``, maybe ``rtl/sim_netlist.json``,
+``rtl/yosys.json`` and maybe
 ``run.json``.
 An output of ``pyflow generate --backend both`` is accepted too: its IR copy sits in ``rtl/ir`` or ``hls/ir``.
 """
@@ -39,6 +40,7 @@ class RunInputs:
     eval: dict[str, Any] | None
     csim: dict[str, Any] | None
     sims: dict[str, dict[str, Any]]  # simulator -> sim_<simulator>.json
+    netlist: dict[str, Any] | None  # rtl/sim_netlist.json: the Yosys netlist of the top, simulated
     yosys: dict[str, Any] | None
     sizing: NetworkSizing | None  # rtl/sizing.json: what the RTL was built with
     cycles: dict[str, Any] | None  # rtl/sizing.json's "cycles": the cycle model at generate time
@@ -145,6 +147,9 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
         doc = _optional(run_dir, (f"rtl/{sim_file(simulator)}", sim_file(simulator)), paths, simulator)
         if doc is not None:
             sims[simulator] = check_sim(doc, network, str(run_dir / paths[simulator]))
+    netlist = _optional(run_dir, (f"rtl/{sim_file('netlist')}", sim_file("netlist")), paths, "netlist")
+    if netlist is not None:
+        check_sim(netlist, network, str(run_dir / paths["netlist"]))
     yosys = _optional(run_dir, (f"rtl/{YOSYS_FILE}", YOSYS_FILE), paths, "yosys")
     if yosys is not None:
         where = str(run_dir / paths["yosys"])
@@ -158,4 +163,4 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     if folding is not None:
         _require(folding, ("plan", "uniform", "text"), str(run_dir / paths["folding"]))
     return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation,
-                     csim=csim, sims=sims, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding)
+                     csim=csim, sims=sims, netlist=netlist, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding)

@@ -97,9 +97,10 @@ def _environment(extra: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _fingerprint(project: Path, simulator: str, waves: bool, options: BuildOptions = BuildOptions()) -> str:
+def _fingerprint(project: Path, simulator: str, waves: bool, files: list[Path],
+                 options: BuildOptions = BuildOptions()) -> str:
     digest = hashlib.sha256(f"{simulator} {waves} {project.resolve()} {options}".encode())
-    for path in sorted((project / "verilog").iterdir()):
+    for path in files:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -142,14 +143,21 @@ def _store_objects(build_dir: Path, waves: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build(project: Path, simulator: str, waves: bool = False,
-          options: BuildOptions = BuildOptions()) -> tuple[Path, float]:
-    """Build (or reuse) the simulator model of ``project``; returns the build folder and build seconds."""
+def build(project: Path, simulator: str, waves: bool = False, options: BuildOptions = BuildOptions(),
+          netlist: Path | None = None) -> tuple[Path, float]:
+    """Build (or reuse) the simulator model of ``project``; returns the build folder and build seconds.
+
+    With ``netlist`` (a synthesized flat netlist of the top, pyflow.sim.netlist) that file is simulated
+    instead of the generated sources; its ROM contents are inside it, so it takes no MEM_DIR.
+    """
     from cocotb_tools.runner import get_runner
 
-    build_dir = project / "sim_build" / simulator
+    build_dir = project / "sim_build" / (f"{simulator}_netlist" if netlist else simulator)
+    files = [netlist] if netlist else sources(project)
+    parameters = {} if netlist else {"MEM_DIR": f'"{(project / "verilog").resolve()}/"'}
     stamp = build_dir / "pyflow.fingerprint"
-    fingerprint = _fingerprint(project, simulator, waves, options)
+    fingerprint = _fingerprint(project, simulator, waves, [netlist] if netlist else sorted(
+        (project / "verilog").iterdir()), options)
     if stamp.is_file() and stamp.read_text() == fingerprint:
         return build_dir, 0.0
     shutil.rmtree(build_dir, ignore_errors=True)
@@ -167,10 +175,8 @@ def build(project: Path, simulator: str, waves: bool = False,
     with _environment(extra), _quiet(log):
         try:
             get_runner(simulator).build(
-                sources=sources(project), hdl_toplevel=TOP, build_dir=build_dir, always=True, waves=waves,
-                parameters={"MEM_DIR": f'"{(project / "verilog").resolve()}/"'}, build_args=args,
-                defines=options.define_map(),
-                log_file=log)
+                sources=files, hdl_toplevel=TOP, build_dir=build_dir, always=True, waves=waves,
+                parameters=parameters, build_args=args, defines=options.define_map(), log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise PyflowError(f"{project}: {simulator} build failed ({exc}); see {log}") from None
     if simulator == "verilator":
@@ -214,12 +220,13 @@ def _package(name: str) -> str:
 
 
 def run_bench(project: Path, simulator: str, vectors: int, seed: int = 0, waves: bool = False,
-              stall: float = 0.2, corrupt: int | None = None, options: BuildOptions = BuildOptions()) -> dict[str, Any]:
-    """Build (or reuse) and run the bench; returns its raw measurements (bench_result.json)."""
+              stall: float = 0.2, corrupt: int | None = None, options: BuildOptions = BuildOptions(),
+              netlist: Path | None = None) -> dict[str, Any]:
+    """Build (or reuse) and run the bench (on ``netlist`` if given, see build); returns its raw measurements."""
     from cocotb_tools.runner import get_runner
 
-    build_dir, build_seconds = build(project, simulator, waves, options)
-    run_dir = project / "sim_build" / f"{simulator}_run"
+    build_dir, build_seconds = build(project, simulator, waves, options, netlist)
+    run_dir = project / "sim_build" / f"{build_dir.name}_run"
     run_dir.mkdir(parents=True, exist_ok=True)
     result = run_dir / "bench_result.json"
     result.unlink(missing_ok=True)
@@ -281,7 +288,7 @@ def run_sim(project_dir_: str | Path, simulator: str, vectors: int = 20, seed: i
     require("verilator" if simulator == "verilator" else "iverilog")
     require("cocotb")
     project = project_dir(project_dir_)
-    raw = run_bench(project, simulator, vectors, seed, waves, stall, corrupt, build)
+    raw = run_bench(project, simulator, vectors, seed, waves, stall, corrupt, options=build)
     summary = summarize(project, simulator, raw)
     write_json(project / sim_file(simulator), summary)
     summary["_raw"] = raw
@@ -305,17 +312,27 @@ def lint(project_dir_: str | Path) -> str:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("sim", help="simulate a generated RTL project against the golden model (cocotb)")
     parser.add_argument("project", help="RTL project folder written by `pyflow generate` (or its parent)")
-    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    parser.add_argument("--sim", choices=SIMULATORS, default=None, help="default verilator (icarus with --netlist)")
     parser.add_argument("--vectors", type=int, default=20, help="random images to stream through (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--waves", action="store_true", help="dump waveforms (in sim_build/)")
+    parser.add_argument("--netlist", action="store_true",
+                        help="simulate the Yosys netlist of the top (synth -flatten) instead of the RTL; "
+                             "writes sim_netlist.json")
     parser.set_defaults(func=_sim)
 
 
 def _sim(args: argparse.Namespace) -> int:
-    summary = run_sim(args.project, args.sim, vectors=args.vectors, seed=args.seed, waves=args.waves)
+    simulator = args.sim or ("icarus" if args.netlist else "verilator")
+    if args.netlist:
+        from pyflow.sim.netlist import run_netlist
+
+        summary = run_netlist(args.project, args.vectors, args.seed, simulator=simulator, waves=args.waves)
+    else:
+        summary = run_sim(args.project, simulator, vectors=args.vectors, seed=args.seed, waves=args.waves)
     verdict = "PASS" if summary["bit_exact"] else "FAIL"
-    print(f"{verdict}: {args.sim}: {summary['outputs_compared']} outputs compared, {summary['mismatches']} "
+    view = f"{simulator} netlist" if args.netlist else simulator
+    print(f"{verdict}: {view}: {summary['outputs_compared']} outputs compared, {summary['mismatches']} "
           f"mismatches, {summary['cycles_per_image']} cycles/image latency, {summary['interval_cycles']} "
           f"cycles/image interval")
     first = summary["_raw"].get("first_mismatch") or {}
