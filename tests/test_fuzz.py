@@ -136,7 +136,8 @@ def test_build_fingerprint_includes_the_build_options(tmp_path):
 
     (tmp_path / "verilog").mkdir()
     (tmp_path / "verilog" / "pyflow_top.v").write_text("module pyflow_top; endmodule\n")
-    prints = {_fingerprint(tmp_path, "verilator", False, options) for options in (
+    files = [tmp_path / "verilog" / "pyflow_top.v"]
+    prints = {_fingerprint(tmp_path, "verilator", False, files, options) for options in (
         BuildOptions(), BuildOptions(random_init=True), BuildOptions(defines=("PYFLOW_PLANT_X=1",)),
         BuildOptions(quick_compile=True))}
     assert len(prints) == 4
