@@ -16,7 +16,8 @@ Layering: each unit (a module or subpackage of ``pyflow``) imports only units of
 9. ``report`` — reads the artifacts of a run; ``fuzz`` — networks through every view; ``mutate`` — hostile
    variations of valid IR files;
 10. ``flow`` — runs the stages;
-11. ``cli`` — the command line; 12. ``__main__`` — `python -m pyflow`.
+11. ``cli`` — the command line;
+12. ``__main__`` — `python -m pyflow`.
 """
 
 __version__ = "0.1.0"
