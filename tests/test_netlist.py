@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from test_rtl_cases import DIGITS, FAST, Case
+from test_rtl_cases import DIGITS, FAST, Case, sweep
 
 from pyflow.cli import main
 from pyflow.codegen.rtl import generate
@@ -27,19 +26,8 @@ def small_sweep(count: int = 10, seed: int = 4321) -> list[Case]:
     """Seeded random networks over the knobs of test_rtl_cases.sweep (kernel 1/3, stride 1/2, padding 0/1,
     max/avg pooling, kept 0/30/100 %, a_bits 4/8, PE/SIMD up to 9) on small images: the feature-map buffers
     become flip-flops, and Yosys's time grows with them (a 4x9x9 sweep case took 20 min here, against ~1-2)."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    for index in range(count):
-        k = int(rng.choice([1, 3]))
-        s, p = int(rng.choice([1, 2])), int(rng.choice([0, 1])) if k == 3 else 0
-        pool = str(rng.choice(["maxpool", "avgpool"]))
-        c_in, size = int(rng.integers(1, 3)), 6 if (k, s) == (3, 2) else int(rng.integers(4, 6))
-        spec = f"conv{int(rng.integers(2, 7))}k{k}s{s}p{p} {pool}2 conv{int(rng.integers(2, 6))}k1 " \
-               f"linear{int(rng.integers(2, 7))}"
-        cases.append(Case(f"small{index}", spec, (c_in, size, size), pe=int(rng.integers(1, 10)),
-                          simd=int(rng.integers(1, 10)), keep=float(rng.choice([0.0, 0.3, 1.0])),
-                          a_bits=int(rng.choice([4, 8])), seed=index))
-    return cases
+    return sweep(count, seed, name="small", c_in=(1, 3), sizes=(4, 6), channels=((2, 7), (2, 6), (2, 7)),
+                 lanes=(1, 10), pinned_sizes={(3, 2): 6})  # k3 s2 needs 6 pixels to leave the pool a window
 
 
 def test_small_sweep_covers_the_knobs():

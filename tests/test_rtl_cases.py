@@ -40,20 +40,23 @@ VERILATOR_FAST = Case("simd1-first", "conv8k3p1 maxpool2 linear6", (1, 6, 6), pe
 DIGITS = Case("digits", DIGITS_SPEC, (1, 8, 8), pe=8, simd=8, keep=0.25, seed=0, folding={"conv0": (8, 1)})
 
 
-def sweep(count: int = 22, seed: int = 1234) -> list[Case]:
-    """Seeded random cases over kernel 1/3, stride 1/2, padding 0/1, PE/SIMD 1..16, kept 0/30/100 %,
-    a_bits 4/8, max/avg pooling."""
+def sweep(count: int = 22, seed: int = 1234, *, name: str = "sweep", c_in: tuple[int, int] = (1, 5),
+          sizes: tuple[int, int] = (6, 10), channels: tuple[tuple[int, int], ...] = ((2, 12), (2, 10), (2, 11)),
+          lanes: tuple[int, int] = (1, 17), pinned_sizes: dict[tuple[int, int], int] | None = None) -> list[Case]:
+    """Seeded random cases over kernel 1/3, stride 1/2, padding 0/1, PE/SIMD, kept 0/30/100 %, a_bits 4/8,
+    max/avg pooling: conv → pool → 1x1 conv → linear. The ranges are half-open ``(low, high)``;
+    ``pinned_sizes`` fixes the map size for a (kernel, stride) instead of drawing it."""
     rng = np.random.default_rng(seed)
     cases = []
     for index in range(count):
         k = int(rng.choice([1, 3]))
         s, p = int(rng.choice([1, 2])), int(rng.choice([0, 1])) if k == 3 else 0
         pool = str(rng.choice(["maxpool", "avgpool"]))
-        c_in, size = int(rng.integers(1, 5)), int(rng.integers(6, 10))
-        spec = f"conv{int(rng.integers(2, 12))}k{k}s{s}p{p} {pool}2 conv{int(rng.integers(2, 10))}k1 " \
-               f"linear{int(rng.integers(2, 11))}"
-        cases.append(Case(f"sweep{index}", spec, (c_in, size, size), pe=int(rng.integers(1, 17)),
-                          simd=int(rng.integers(1, 17)), keep=float(rng.choice([0.0, 0.3, 1.0])),
+        c, size = int(rng.integers(*c_in)), (pinned_sizes or {}).get((k, s)) or int(rng.integers(*sizes))
+        spec = f"conv{int(rng.integers(*channels[0]))}k{k}s{s}p{p} {pool}2 conv{int(rng.integers(*channels[1]))}k1 " \
+               f"linear{int(rng.integers(*channels[2]))}"
+        cases.append(Case(f"{name}{index}", spec, (c, size, size), pe=int(rng.integers(*lanes)),
+                          simd=int(rng.integers(*lanes)), keep=float(rng.choice([0.0, 0.3, 1.0])),
                           a_bits=int(rng.choice([4, 8])), seed=index))
     return cases
 

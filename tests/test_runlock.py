@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_flow import TINY as FLOW_TINY
 
 from pyflow import runlock
 from pyflow.errors import PyflowError
@@ -21,17 +22,8 @@ from pyflow.flow import load_flow, run_flow
 from pyflow.runlock import LOCK_NAME, run_lock
 
 # The tiny flow of tests/test_flow.py, with a checkpoint so the train stage only checks that the file exists.
-TINY = """name: tiny
-model: digits-cnn
-data: digits
-board: pynq-z2
-seed: 0
-train_epochs: 1
-checkpoint: weights.pt
-folding: auto
-compress: {keep_tiles: 0.5, penalty: wpc, ternary_epochs: 1, finetune_epochs: 1}
-verify: {csim_vectors: 3, sim_vectors: 3, simulators: [icarus]}
-"""
+TINY = FLOW_TINY.replace("train_epochs: 1\n", "train_epochs: 1\ncheckpoint: weights.pt\n")
+assert "checkpoint: weights.pt" in TINY
 
 # A real run_flow whose first stage signals that it is running and then waits: it holds the run lock
 # exactly as a run busy training would.

@@ -189,10 +189,11 @@ def export_evaluated(ckpt_dir: str | Path, data_spec: str, out: str | Path | Non
         calibrate(model, as_float(data.train_x[:CALIBRATION_IMAGES]))
     network = to_network(model, _network_name(meta["model"]), data.input_shape, meta["requested_keep"],
                          _ir_meta(meta))
-    evaluation = evaluate(network, data)
+    golden_pred = golden.predict(network, data.test_x)  # once: accuracy and agreement both use it
     torch_pred = torch_logits(model, data.test_x).argmax(1).numpy()
-    evaluation.update(torch_accuracy=float(np.mean(torch_pred == data.test_y)),
-                      agreement=float(np.mean(golden.predict(network, data.test_x) == torch_pred)))
+    evaluation = {**_evaluation(network, data, golden_pred),
+                  "torch_accuracy": float(np.mean(torch_pred == data.test_y)),
+                  "agreement": float(np.mean(golden_pred == torch_pred))}
     if out is not None:
         save(network, out)
         write_json(Path(out) / EVAL_FILE, evaluation)
@@ -208,6 +209,10 @@ def evaluate(ir_dir_or_network: str | Path | Network, data_spec: str | Dataset) 
     if tuple(data.input_shape) != tuple(network.input_shape):
         raise PyflowError(f"data {data.name}: images are {data.input_shape}, the network {network.name!r} takes "
                           f"{tuple(network.input_shape)}")
-    predictions = golden.predict(network, data.test_x)
+    return _evaluation(network, data, golden.predict(network, data.test_x))
+
+
+def _evaluation(network: Network, data: Dataset, predictions: np.ndarray) -> dict[str, Any]:
+    """eval.json from the golden model's test-set predictions."""
     return {"accuracy": float(np.mean(predictions == data.test_y)), "test_images": int(len(data.test_y)),
             **compression(network)}

@@ -190,12 +190,12 @@ def network_tiles(entries: list[dict[str, Any]], inputs: RunInputs) -> dict[str,
     src_eval = inputs.paths.get("eval", "eval.json not found")
     kept = total([e["tiles"]["kept"] for e in matrix], MEASURED, SRC_IR)
     tiles = total([e["tiles"]["total"] for e in matrix], MEASURED, SRC_IR)
-    asked = {e["tiles"]["requested_keep"].to_json()["value"] for e in matrix}
-    sources = {e["tiles"]["requested_keep"].source for e in matrix}
-    requested = (Figure(asked.pop(), MEASURED, sources.pop()) if len(asked) == 1
-                 else Figure("per layer", MEASURED, ", ".join(sorted(sources))))
-    if requested.value == NA:
-        requested = Figure.na(MEASURED, requested.source)
+    asked = [e["tiles"]["requested_keep"] for e in matrix]  # one figure per layer: the same, or "per layer"
+    sources = sorted({figure.source for figure in asked})
+    if len({figure.to_json()["value"] for figure in asked}) > 1:
+        requested = Figure("per layer", MEASURED, ", ".join(sources))
+    else:
+        requested = Figure(asked[0].value, MEASURED, sources[0], asked[0].missing)
     return {"total": tiles, "kept": kept,
             "masked": total([e["tiles"]["masked"] for e in matrix], MEASURED, src_eval),
             "all_zero": total([e["tiles"]["all_zero"] for e in matrix], MEASURED, src_eval),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ def synthesize_netlist(project: Path, timeout: float | None = None) -> tuple[Pat
     """Synthesize (or reuse) the flat netlist of ``project``'s top; returns its path and the Yosys seconds
     (0 when reused). Yosys is stopped after ``timeout`` seconds (pyflow.sim.yosys.SynthesisTimeout)."""
     from pyflow.sim.rtl import TOP, sources
+    from pyflow.sim.yosys import run_script
     from pyflow.tools import require
 
     require("yosys")
@@ -72,28 +72,14 @@ def synthesize_netlist(project: Path, timeout: float | None = None) -> tuple[Pat
     stamp.unlink(missing_ok=True)
     (out / "synth.ys").write_text(text)
     start = time.perf_counter()
-    _yosys(project, out, timeout)
+    run_script(out / "synth.ys", project / "verilog", out / "yosys.log", "synth -flatten",
+               [Path(f"{netlist}.tmp")], timeout)
     temporary = Path(f"{netlist}.tmp")
     # write_verilog drops the `timescale of the sources; the bench's 10 ns clock needs it back
     temporary.write_text(timescale + temporary.read_text())
     os.replace(temporary, netlist)  # a netlist is there whole or not at all
     stamp.write_text(fingerprint)
     return netlist, time.perf_counter() - start
-
-
-def _yosys(project: Path, out: Path, timeout: float | None) -> None:
-    from pyflow.sim.yosys import SynthesisTimeout
-
-    log = (out / "yosys.log").resolve()
-    try:
-        result = subprocess.run(["yosys", "-q", "-l", str(log), "-s", str((out / "synth.ys").resolve())],
-                                cwd=project / "verilog", capture_output=True, text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SynthesisTimeout(f"{project}: yosys synth -flatten did not finish within {timeout:g} s "
-                               f"(stopped; see {log})") from None
-    if result.returncode != 0 or not (out / f"{NETLIST_FILE}.tmp").is_file():
-        raise PyflowError(f"{project}: yosys synth -flatten failed: {(result.stderr or result.stdout).strip()[:300]}"
-                          f" (see {log})")
 
 
 def _timescale(project: Path) -> str:

@@ -72,6 +72,21 @@ class SynthesisTimeout(PyflowError):
     """Yosys ran past its time limit and was stopped."""
 
 
+def run_script(script_file: Path, cwd: Path, log: Path, what: str, outputs: list[Path],
+               timeout: float | None = None) -> None:
+    """Run a Yosys script in ``cwd`` (where $readmemh paths are relative to), logging to ``log``; a one-line
+    error when it fails or leaves one of ``outputs`` unwritten, SynthesisTimeout after ``timeout`` seconds."""
+    try:
+        result = subprocess.run(["yosys", "-q", "-l", str(log.resolve()), "-s", str(script_file.resolve())],
+                                cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthesisTimeout(f"{cwd}: yosys {what} did not finish within {timeout:g} s (stopped; see {log})"
+                               ) from None
+    if result.returncode != 0 or not all(path.is_file() for path in outputs):
+        raise PyflowError(f"{cwd}: yosys {what} failed: {(result.stderr or result.stdout).strip()[:300]}"
+                          f" (see {log})")
+
+
 def run_yosys(sources: list[Path], top: str, workdir: Path, parameters: dict[str, int] | None = None,
               counted: tuple[str, ...] = PE_MODULES, timeout: float | None = None) -> tuple[dict[str, Any], int]:
     """Synthesize ``sources`` (cwd ``workdir``: $readmemh paths are relative to it).
@@ -83,15 +98,7 @@ def run_yosys(sources: list[Path], top: str, workdir: Path, parameters: dict[str
     require("yosys")
     stat_file = workdir / "yosys_stat.json"
     (workdir / "synth.ys").write_text(script([path.resolve() for path in sources], top, parameters, counted))
-    try:
-        result = subprocess.run(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
-                                capture_output=True, text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SynthesisTimeout(f"{workdir}: yosys synth_xilinx did not finish within {timeout:g} s "
-                               f"(stopped; see {workdir / 'yosys.log'})") from None
-    if result.returncode != 0 or not stat_file.is_file():
-        raise PyflowError(f"{workdir}: yosys synth_xilinx failed: {(result.stderr or result.stdout).strip()[:300]}"
-                          f" (see {workdir / 'yosys.log'})")
+    run_script(workdir / "synth.ys", workdir, workdir / "yosys.log", "synth_xilinx", [stat_file], timeout)
     count = re.search(r"(\d+) objects", (workdir / "pe_dsp.txt").read_text())
     return json.loads(stat_file.read_text()), int(count.group(1)) if count else 0
 
