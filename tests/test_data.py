@@ -1,4 +1,5 @@
-"""Datasets: digits (seeded split), CIFAR-10 python batches (restricted unpickler), npz — on tiny made-up files."""
+"""Datasets: digits (seeded split), CIFAR-10 python batches (restricted unpickler), npz, idx (Fashion-MNIST and
+MNIST) — on tiny made-up files."""
 
 import pickle
 
@@ -97,3 +98,84 @@ def test_unknown_and_corrupt_specs(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"garbage")
     with pytest.raises(PyflowError, match="unreadable npz file"):
         load_data(f"npz:{tmp_path / 'x.npz'}")
+
+
+def _idx(path, array, magic_dims=None, extra=b"", compress=True):
+    """Write ``array`` (uint8) as an idx file: 00 00 08 <dims>, big-endian uint32 sizes, the bytes."""
+    import gzip
+    import struct
+
+    dims = array.ndim if magic_dims is None else magic_dims
+    payload = bytes([0, 0, 8, dims]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes() + extra
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def _idx_folder(folder, n_train=6, n_test=4, compress=True):
+    rng = np.random.default_rng(1)
+    folder.mkdir(exist_ok=True)
+    parts = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+             "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
+             "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+             "t10k-labels-idx1-ubyte": (np.arange(n_test)[::-1] % 10).astype(np.uint8)}
+    for name, array in parts.items():
+        _idx(folder / name, array, compress=compress)
+    return parts
+
+
+@pytest.mark.parametrize("kind, compress", [("fashion-mnist", True), ("mnist", False)])
+def test_idx_folders_are_read_as_nchw_uint8(tmp_path, kind, compress):
+    parts = _idx_folder(tmp_path / "idx", compress=compress)
+    data = load_data(f"{kind}:{tmp_path / 'idx'}")
+    assert data.name == kind and data.input_shape == (1, 28, 28)
+    assert data.train_x.dtype == np.uint8 and data.train_x.shape == (6, 1, 28, 28)
+    assert (data.train_x[:, 0] == parts["train-images-idx3-ubyte"]).all()
+    assert data.test_y.tolist() == [3, 2, 1, 0] and data.train_y.dtype == np.int64
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda f: _idx(f / "t10k-labels-idx1-ubyte", np.zeros(4, np.uint8), magic_dims=3),
+     r"t10k-labels-idx1-ubyte.gz: not an idx file of 1-d unsigned bytes \(magic 00000803, expected 000008(01)\)"),
+    (lambda f: (f / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage"), "unreadable idx file"),
+    (lambda f: _idx(f / "t10k-images-idx3-ubyte", np.zeros((4, 28, 28), np.uint8), extra=b"\x00"),
+     "t10k-images-idx3-ubyte.gz: longer than its header says"),
+    (lambda f: (f / "t10k-labels-idx1-ubyte.gz").unlink(), r"missing t10k-labels-idx1-ubyte\[.gz\]"),
+    (lambda f: _idx(f / "train-labels-idx1-ubyte", np.zeros(5, np.uint8)),
+     "train-labels-idx1-ubyte.gz: 5 labels for the 6 images of train-images-idx3-ubyte.gz"),
+    (lambda f: _idx(f / "train-labels-idx1-ubyte", np.array([1, 2, 12, 3, 4, 5], np.uint8)),
+     "label 12 at index 2; fashion-mnist has classes 0..9"),
+    (lambda f: _idx(f / "t10k-images-idx3-ubyte", np.zeros((4, 14, 14), np.uint8)),
+     r"train images are \(28, 28\), test images \(14, 14\)"),
+])
+def test_idx_problems_are_one_line_errors_naming_the_file(tmp_path, spoil, message):
+    _idx_folder(tmp_path / "idx")
+    spoil(tmp_path / "idx")
+    with pytest.raises(PyflowError, match=message) as info:
+        load_data(f"fashion-mnist:{tmp_path / 'idx'}")
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_idx_and_a_header_declaring_too_much(tmp_path):
+    import gzip
+    import struct
+
+    _idx_folder(tmp_path / "idx")
+    full = gzip.decompress((tmp_path / "idx" / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "idx" / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(full[:-100]))
+    with pytest.raises(PyflowError, match=r"t10k-images-idx3-ubyte.gz: truncated: the header declares \(4, 28, 28\)"):
+        load_data(f"fashion-mnist:{tmp_path / 'idx'}")
+    huge = bytes([0, 0, 8, 3]) + struct.pack(">3I", 1 << 20, 1 << 10, 1 << 10)
+    (tmp_path / "idx" / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(huge))
+    with pytest.raises(PyflowError, match="declare 1099511627776 bytes, more than"):
+        load_data(f"fashion-mnist:{tmp_path / 'idx'}")
+
+
+def test_missing_idx_folder_and_mnist_without_a_folder(tmp_path):
+    with pytest.raises(PyflowError, match=f"{tmp_path / 'none'}: no such folder for --data mnist"):
+        load_data(f"mnist:{tmp_path / 'none'}")
+    with pytest.raises(PyflowError, match="unknown dataset 'mnist'"):
+        load_data("mnist")

@@ -8,15 +8,22 @@ Specs (``--data``):
   through a restricted unpickler that only admits NumPy arrays and builtin containers.
 * ``npz:/file.npz`` — ``x_train, y_train, x_test, y_test`` or ``images, labels`` (split 75/25 with
   seed 0); images uint8 ``[N, C, H, W]`` or ``[N, H, W]``.
+* ``fashion-mnist`` (Debian's ``dataset-fashion-mnist``, in ``/usr/share/datasets/fashion-mnist``),
+  ``fashion-mnist:/folder`` and ``mnist:/folder`` — the four idx files of the standard split
+  (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+  ``t10k-labels-idx1-ubyte``, each plain or ``.gz``): 60,000 / 10,000 28×28 images, 10 classes.
 
 The PyTorch model sees ``x / 255`` as float; the golden model sees the uint8 pixels themselves.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,11 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
+FASHION_MNIST_FOLDER = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+IDX_UBYTE = 0x08  # the idx type code of unsigned bytes, the only one image and label files use
+IDX_MAX_BYTES = 1 << 31  # a bound on one file's payload, checked before anything is allocated
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +68,12 @@ def load_data(spec: str) -> Dataset:
         return cifar10(Path(path))
     if kind == "npz" and path:
         return npz(Path(path))
-    raise PyflowError(f"--data: unknown dataset {spec!r} (expected digits, cifar10:/folder or npz:/file.npz)")
+    if kind == "fashion-mnist":
+        return idx_dataset("fashion-mnist", Path(path) if path else FASHION_MNIST_FOLDER)
+    if kind == "mnist" and path:
+        return idx_dataset("mnist", Path(path))
+    raise PyflowError(f"--data: unknown dataset {spec!r} (expected digits, fashion-mnist, fashion-mnist:/folder, "
+                      "mnist:/folder, cifar10:/folder or npz:/file.npz)")
 
 
 def digits() -> Dataset:
@@ -147,3 +164,60 @@ def npz(path: Path) -> Dataset:
         return _split(path.stem, images, _labels(arrays["labels"], len(images), f"{path}: labels"))
     raise PyflowError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or images, labels), "
                       f"found {sorted(arrays)}")
+
+
+def _idx_path(folder: Path, stem: str) -> Path:
+    for name in (stem, f"{stem}.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise PyflowError(f"{folder}: missing {stem}[.gz] (an idx folder holds {', '.join(IDX_FILES.values())})")
+
+
+def read_idx(path: Path, dims: int) -> np.ndarray:
+    """One idx file (plain or gzip): magic ``00 00 08 dims``, ``dims`` big-endian uint32 sizes, then the bytes."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as stream:
+            header = stream.read(4 + 4 * dims)
+            if len(header) < 4 or header[:3] != bytes([0, 0, IDX_UBYTE]) or header[3] != dims:
+                raise PyflowError(f"{path}: not an idx file of {dims}-d unsigned bytes (magic "
+                                  f"{header[:4].hex() or 'missing'}, expected 000008{dims:02x})")
+            if len(header) < 4 + 4 * dims:
+                raise PyflowError(f"{path}: truncated idx header")
+            shape = struct.unpack(f">{dims}I", header[4:])
+            size = int(np.prod(shape, dtype=np.int64))
+            if size > IDX_MAX_BYTES:
+                raise PyflowError(f"{path}: idx sizes {shape} declare {size} bytes, more than {IDX_MAX_BYTES}")
+            payload = stream.read(size + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise PyflowError(f"{path}: unreadable idx file: {exc}") from None
+    if len(payload) != size:
+        what = "truncated" if len(payload) < size else "longer than its header says"
+        raise PyflowError(f"{path}: {what}: the header declares {shape} ({size} bytes)")
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+
+
+def idx_dataset(name: str, folder: Path) -> Dataset:
+    """The MNIST-format split in ``folder`` (validated: magic numbers, counts, image sizes, label range)."""
+    if not folder.is_dir():
+        hint = " (apt-get install dataset-fashion-mnist, or `make install`)" if folder == FASHION_MNIST_FOLDER else ""
+        raise PyflowError(f"{folder}: no such folder for --data {name}{hint}")
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        path = _idx_path(folder, stem)
+        arrays[key] = (path, read_idx(path, 3 if key.endswith("_x") else 1))
+    for split in ("train", "test"):
+        (x_path, images), (y_path, labels) = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if len(images) != len(labels):
+            raise PyflowError(f"{y_path}: {len(labels)} labels for the {len(images)} images of {x_path.name}")
+        if len(images) == 0:
+            raise PyflowError(f"{x_path}: holds no images")
+        if labels.max() > 9:
+            raise PyflowError(f"{y_path}: label {int(labels.max())} at index {int(labels.argmax())}; "
+                              f"{name} has classes 0..9")
+    if arrays["train_x"][1].shape[1:] != arrays["test_x"][1].shape[1:]:
+        raise PyflowError(f"{folder}: train images are {arrays['train_x'][1].shape[1:]}, test images "
+                          f"{arrays['test_x'][1].shape[1:]}")
+    train_x, train_y, test_x, test_y = (arrays[key][1] for key in IDX_FILES)
+    return Dataset(name, train_x[:, None].copy(), train_y.astype(np.int64), test_x[:, None].copy(),
+                   test_y.astype(np.int64))
