@@ -13,8 +13,8 @@ from pyflow.models import BUILTIN, build_model
 
 torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
 
-SHAPES = {"digits-cnn": (1, 8, 8), "lenet5": (1, 28, 28), "tfc-mlp": (1, 28, 28), "vgg-small": (3, 32, 32),
-          "resnet18": (3, 32, 32)}
+SHAPES = {"digits-cnn": (1, 8, 8), "lenet5": (1, 28, 28), "tfc-mlp": (1, 28, 28), "fashion-cnn2": (1, 28, 28),
+          "fashion-cnn3": (1, 28, 28), "vgg-small": (3, 32, 32), "resnet18": (3, 32, 32)}
 
 USER_MODEL = textwrap.dedent("""
     import torch
@@ -81,7 +81,7 @@ def test_builtin_models_run_on_their_input(name):
     assert model(torch.zeros(2, *SHAPES[name])).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "lenet5", "tfc-mlp", "vgg-small"])
+@pytest.mark.parametrize("name", ["digits-cnn", "lenet5", "tfc-mlp", "fashion-cnn2", "fashion-cnn3", "vgg-small"])
 def test_builtin_chains_trace_and_rebuild(name):
     torch.manual_seed(0)
     model = build_model(name, SHAPES[name], 10).eval()
