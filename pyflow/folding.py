@@ -8,8 +8,9 @@ idle while the big one works. The planner:
    kept, spread evenly over the output folds) and their lane count ``PE·SIMD``;
 2. picks the smallest cycle target ``T`` for which the cheapest candidate of every layer with
    ``cycles ≤ T`` fits the lane budget together;
-3. gives every layer the fewest lanes that meet ``T`` (fewer lanes ⇒ slower, closer to ``T``: better
-   balance and fewer LUTs), preferring PE dividing ``C_out`` and SIMD dividing ``C_in``.
+3. relaxes ``T`` up to the streams' bound — a layer faster than the input stream's ``C·H·W`` beats per
+   image only idles — and gives every layer the fewest lanes that meet ``T`` (fewer lanes ⇒ slower,
+   closer to ``T``: better balance and fewer LUTs), preferring PE dividing ``C_out`` and SIMD dividing ``C_in``.
 
 Cycles come from :func:`pyflow.hw.cycles.modelled_cycles` (the RTL's own model, pipeline fill included),
 applied to a layer of the planned shape whose kept tiles are spread evenly over its output folds.
@@ -28,7 +29,7 @@ import numpy as np
 
 from pyflow.boards import Board
 from pyflow.errors import PyflowError
-from pyflow.hw.cycles import modelled_cycles
+from pyflow.hw.cycles import START_CYCLES, modelled_cycles
 from pyflow.hw.resources import lane_budget
 from pyflow.ir.geometry import LayerGeometry
 from pyflow.ir.model import LOGIT_BITS, MatrixLayer, Network, accumulator_bits
@@ -249,9 +250,18 @@ def plan_folding(layers: Iterable[Mapping[str, Any] | LayerGeometry], board: Boa
     if low == len(targets):
         smallest = sum(min(c.lanes for c in opts) for opts in options.values())
         raise PyflowError(f"folding: the network needs at least {smallest} lanes, over the budget of {budget}")
-    chosen = {name: _cheapest(opts, targets[low]) for name, opts in options.items()}
+    # no layer need be faster than the streams: with 784 input beats per image, a 34-cycle layer only idles
+    stream = stream_beats(layers)
+    target = max(targets[low], max((t for t in targets if t + START_CYCLES <= stream), default=0))
+    chosen = {name: _cheapest(opts, target) for name, opts in options.items()}
     return _plan(layers, {n: (c.pe, c.simd) for n, c in chosen.items()}, keeps, budget,
                  "planned (expected kept tiles)")
+
+
+def stream_beats(layers: tuple[LayerGeometry, ...]) -> int:
+    """A lower bound of the interval from the streams (:func:`pyflow.hw.cycles.stream_cycles`): the first matrix
+    layer's input elements (the image, unless a pool comes first) and the last one's logits, one a cycle."""
+    return max(math.prod(layers[0].in_shape), math.prod(layers[-1].out_shape))
 
 
 def _fits(options: dict[str, list[_Candidate]], target: int, budget: int) -> bool:

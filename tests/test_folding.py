@@ -134,3 +134,18 @@ def test_bad_geometry(pynq):
         plan_folding([{k: v for k, v in conv0.items() if k != "stride"}], pynq, 0.5)
     with pytest.raises(PyflowError, match="unknown board"):
         load_board("no-such-board")
+
+
+
+def test_no_layer_is_planned_faster_than_the_input_stream():
+    # TFC on 28x28: 784 input beats per image; the budget would buy a 34-cycle fc0, which would only idle
+    from pyflow.folding import stream_beats
+    from pyflow.ir.geometry import LayerGeometry
+
+    widths = (784, 64, 64, 64, 10)
+    layers = tuple(LayerGeometry(f"fc{i}", "linear", c_in, c_out) for i, (c_in, c_out) in
+                   enumerate(zip(widths, widths[1:], strict=False)))
+    plan = plan_folding(layers, load_board("pynq-z2"), keep=0.5)
+    assert stream_beats(layers) == 784
+    assert 392 <= plan.slowest_cycles + 1 <= 784  # slower than the budget allows, never slower than the stream
+    assert plan.lanes < 300
