@@ -23,7 +23,7 @@ from pyflow.random_ir import random_network
 
 torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
 
-EPOCHS = {"fp_epochs": 4, "ternary_epochs": 1, "finetune_epochs": 2}
+EPOCHS = {"fp_epochs": 4, "ternary_epochs": 4, "finetune_epochs": 2}  # 4 penalty epochs reach keep 0.5
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,16 @@ def compress(config: CompressConfig) -> Path:
     """Run the phases of DESIGN §1 and write the compressed checkpoint folder ``config.out``."""
     from pyflow.compress.chain import ChainNet, calibrate, trace_chain
     from pyflow.compress.checkpoint import save_compressed
-    from pyflow.compress.train import as_float, fit, fraction_for_compression, freeze_masks, penalty_loss
+    from pyflow.compress.train import (
+        TilePenalty,
+        accuracy,
+        as_float,
+        check_finite,
+        fit,
+        fraction_for_compression,
+        freeze_masks,
+        tiles_to_keep,
+    )
 
     if not isinstance(config, CompressConfig):
         raise PyflowError("compress: expected a CompressConfig")
@@ -117,24 +126,41 @@ def compress(config: CompressConfig) -> Path:
     model = ChainNet(ops, folding, config.a_bits, config.alpha)
     model.load_from(sources)
     run = dict(seed=config.seed, lr=config.lr, batch_size=config.batch_size)
-    fp_accuracy = fit(model, data, 0 if config.checkpoint else config.fp_epochs, "fp", **run)
-    model.set_ternary(True)
-    fit(model, data, config.ternary_epochs, f"ternary+{config.penalty}", **run,
-        extra_loss=penalty_loss(model, config.penalty, config.lam, config.kappa), threshold_lr=config.threshold_lr)
+    history: list[dict[str, Any]] = []
+    fp_accuracy = fit(model, data, 0 if config.checkpoint else config.fp_epochs, "fp", **run, history=history)
     if config.compression is not None:
         requested = dict.fromkeys(names, fraction_for_compression(model, config.compression))
     else:
         requested = _per_layer(names, 1.0 if config.keep_tiles is None else config.keep_tiles, "keep_tiles", 1.0)
-    freeze_masks(model, requested)
+    model.set_ternary(True)
+    penalty = None
+    if config.penalty != "none" and config.lam > 0:
+        targets = {layer.geom.name: tiles_to_keep(layer.tiles_total, requested[layer.geom.name])
+                   for layer in model.matrices()}
+        penalty = TilePenalty(model, config.penalty, config.lam, config.kappa, config.tau, config.lam_growth,
+                              targets, -(-len(data.train_x) // config.batch_size))
+    fit(model, data, config.ternary_epochs, f"ternary+{config.penalty}", **run, extra_loss=penalty,
+        threshold_lr=config.threshold_lr, history=history)
+    before = accuracy(model, data.test_x, data.test_y)
+    nonzero_cut = freeze_masks(model, requested)
+    after = accuracy(model, data.test_x, data.test_y)
     calibrate(model, as_float(data.train_x[:CALIBRATION_IMAGES]))
+    check_finite(model, "calibration", None)
     model.set_act_quant(True)
-    torch_accuracy = fit(model, data, config.finetune_epochs, "finetune", **run, threshold_lr=config.threshold_lr)
+    quantized = accuracy(model, data.test_x, data.test_y)
+    print(f"[freeze] accuracy {before:.4f} -> {after:.4f} ({nonzero_cut} of the removed tiles still held non-zero "
+          f"codes); with {config.a_bits}-bit activations {quantized:.4f}", file=sys.stderr, flush=True)
+    torch_accuracy = fit(model, data, config.finetune_epochs, "finetune", **{**run, "lr": config.finetune_lr},
+                         threshold_lr=config.threshold_lr, history=history)
     meta = {"model": config.model, "data": config.data, "input_shape": list(data.input_shape),
             "num_classes": data.num_classes, "a_bits": config.a_bits, "alpha": config.alpha,
             "folding": {n: list(v) for n, v in folding.items()}, "ops": model.ops, "requested_keep": requested,
             "config": config.to_json(), "ternary": True, "act_quant": True}
     # the torch figures only: the IR, its golden accuracy and compression belong to export
-    metrics = {"torch_accuracy": torch_accuracy, "fp_accuracy": fp_accuracy, **mask_figures(model, requested)}
+    metrics = {"torch_accuracy": torch_accuracy, "fp_accuracy": fp_accuracy,
+               "freeze": {"accuracy_before": before, "accuracy_after": after, "removed_nonzero_tiles": nonzero_cut,
+                          "accuracy_act_quant": quantized},
+               **mask_figures(model, requested), "history": history}
     with atomic_folder(config.out, kind="compressed-checkpoint") as tmp:
         save_compressed(tmp, model, meta, metrics)
     print(f"compressed {config.model}: torch accuracy {torch_accuracy:.4f}, kept tiles (masks) "

@@ -39,6 +39,9 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
         hint = " (it holds a 'state_dict' entry: save model.state_dict() itself)" \
             if isinstance(state, dict) and "state_dict" in state else ""
         raise PyflowError(f"{path}: not a plain state_dict of tensors{hint}")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise PyflowError(f"{path}: tensor {key!r} holds NaN or infinite values")
     return state
 
 

@@ -22,7 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a model in floating point (the FP baseline)")
     parser.add_argument("--model", default="digits-cnn", help="built-in name, file.py:Class or module:Class")
-    parser.add_argument("--data", default="digits", help="digits, cifar10:/folder or npz:/file.npz")
+    parser.add_argument("--data", default="digits",
+                        help="digits, fashion-mnist[:/folder], mnist:/folder, cifar10:/folder or npz:/file.npz")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
@@ -42,7 +43,7 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("--config", help="YAML file of compress settings (flags override it)")
     add("--model", help="built-in name, file.py:Class or module:Class (default digits-cnn)")
-    add("--data", help="digits (default), cifar10:/folder or npz:/file.npz")
+    add("--data", help="digits (default), fashion-mnist[:/folder], mnist:/folder, cifar10:/folder or npz:/file.npz")
     add("--checkpoint", help="plain state_dict of the trained model (without it an FP phase trains it)")
     add("--pe", type=int)
     add("--simd", type=int)
@@ -51,8 +52,12 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     target.add_argument("--keep-tiles", help="kept-tile fraction, for all layers or per layer (conv1=0.25,…)")
     target.add_argument("--compression", type=float, help="target weights-only compression ratio, e.g. 21")
     add("--penalty", choices=("none", "group-lasso", "wpc"))
-    add("--kappa", type=float, help="WPC: tau = kappa * delta * sqrt(|g|)")
-    add("--lam", type=float, help="penalty weight lambda")
+    add("--tau", choices=("target", "threshold"),
+        help="WPC's clip: each layer's k-th largest tile (target, default) or kappa * delta * sqrt(|g|)")
+    add("--kappa", type=float, help="WPC with --tau threshold: tau = kappa * delta * sqrt(|g|)")
+    add("--lam", type=float, help="penalty weight lambda (default 1)")
+    add("--lam-growth", type=float,
+        help="lambda's factor per penalty epoch while a layer keeps more tiles than its target (default 4; 1: fixed)")
     add("--alpha", choices=("gaussian", "empirical"), help="ternary scale estimate")
     add("--epochs", type=int, help="epochs of every phase (fp, ternary, finetune)")
     for phase in ("fp", "ternary", "finetune"):
@@ -68,9 +73,9 @@ def config_from_args(args: argparse.Namespace) -> object:
     from pyflow.errors import PyflowError
 
     fields = load_yaml(args.config) if args.config else {}
-    flags = {key: getattr(args, key) for key in ("model", "data", "checkpoint", "pe", "simd", "compression",
-                                                  "penalty", "kappa", "lam", "alpha", "epochs", "fp_epochs",
-                                                  "ternary_epochs", "finetune_epochs", "a_bits", "seed", "out")}
+    names = ("model", "data", "checkpoint", "pe", "simd", "compression", "penalty", "tau", "kappa", "lam", "lam_growth",
+             "alpha", "epochs", "fp_epochs", "ternary_epochs", "finetune_epochs", "a_bits", "seed", "out")
+    flags = {key: getattr(args, key) for key in names}
     flags = normalise_fields({k: v for k, v in flags.items() if v is not None}, "flags")
     if args.folding:
         flags["folding"] = parse_folding(args.folding)

@@ -16,6 +16,7 @@ from pyflow.errors import PyflowError
 
 PENALTIES = ("none", "group-lasso", "wpc")
 ALPHA_MODES = ("gaussian", "empirical")
+TAU_MODES = ("target", "threshold")
 _FOLD = re.compile(r"\s*([A-Za-z_][\w.]*)\s*=\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
 
@@ -52,12 +53,15 @@ class CompressConfig:
     keep_tiles: float | dict[str, float] | None = None
     compression: float | None = None
     penalty: str = "wpc"
+    tau: str = "target"  # WPC's clip: "target" (each layer's k-th largest tile) or "threshold" (κ·Δ·√|g|)
     kappa: float = 1.0
-    lam: float = 3e-4
+    lam: float = 1.0
+    lam_growth: float = 4.0  # λ's factor per penalty epoch while a layer keeps more tiles than its target
     fp_epochs: int = 30
     ternary_epochs: int = 30
     finetune_epochs: int = 20
     lr: float = 2e-3
+    finetune_lr: float = 2e-4  # the masked fine-tune refines a trained network: no warm restart at lr
     threshold_lr: float = 0.1
     batch_size: int = 64
     alpha: str = "gaussian"
@@ -65,6 +69,13 @@ class CompressConfig:
     a_bits: int = 8
 
     def __post_init__(self) -> None:
+        for name in ("kappa", "lam", "lam_growth", "lr", "finetune_lr", "threshold_lr", "compression"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
+                try:
+                    object.__setattr__(self, name, float(value))
+                except ValueError:
+                    raise _fail(name, f"must be a number, got {value!r}") from None
         for name in ("pe", "simd", "a_bits", "batch_size"):
             _int(name, getattr(self, name), 1)
         for name in ("fp_epochs", "ternary_epochs", "finetune_epochs", "seed"):
@@ -73,9 +84,14 @@ class CompressConfig:
             raise _fail("a_bits", f"must lie in [2, 16], got {self.a_bits}")
         if self.penalty not in PENALTIES:
             raise _fail("penalty", f"must be one of {', '.join(PENALTIES)}, got {self.penalty!r}")
+        if self.tau not in TAU_MODES:
+            raise _fail("tau", f"must be one of {', '.join(TAU_MODES)}, got {self.tau!r}")
         if self.alpha not in ALPHA_MODES:
             raise _fail("alpha", f"must be one of {', '.join(ALPHA_MODES)}, got {self.alpha!r}")
-        for name in ("kappa", "lam", "lr", "threshold_lr"):
+        if isinstance(self.lam_growth, bool) or not isinstance(self.lam_growth, int | float) or \
+                not 1.0 <= self.lam_growth <= 1e6:
+            raise _fail("lam_growth", f"must be a factor in [1, 1e6] (1: a fixed lambda), got {self.lam_growth!r}")
+        for name in ("kappa", "lam", "lr", "finetune_lr", "threshold_lr"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise _fail(name, f"must be a non-negative number, got {value!r}")

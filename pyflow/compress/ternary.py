@@ -113,8 +113,23 @@ class TernaryMatrix(nn.Module):
         with torch.no_grad():
             self.delta.clamp_(0.0, 3.0 * float(self.sigma()))
 
+    def live(self) -> torch.Tensor:
+        """The latent weights of the kept tiles (flat, detached): the ones the hardware stores, and so the
+        ones ``μ``, ``σ`` and ``α`` describe — the removed tiles' zeros would drag them down."""
+        w = self.weight.detach()
+        return w.flatten()[self.weight_mask().flatten()] if not bool(self.tile_mask.all()) else w.flatten()
+
+    def centre(self) -> torch.Tensor:
+        """``μ``, the mean the codes are centred on; 0 for a single weight (centred on itself it would
+        always be code 0)."""
+        live = self.live()
+        return live.mean() if live.numel() > 1 else live.new_zeros(())
+
     def sigma(self) -> torch.Tensor:
-        return (self.weight.detach() - self.weight.detach().mean()).std().clamp_min(1e-12)
+        """``σ`` of the centred weights; for a single weight (whose standard deviation is undefined) ``|w|``."""
+        centred = self.live() - self.centre()
+        spread = centred.std() if centred.numel() > 1 else centred.abs().sum()
+        return spread.clamp_min(1e-12)
 
     def weight_mask(self) -> torch.Tensor:
         return self.tile_mask.flatten()[self.tile_id]
@@ -122,7 +137,7 @@ class TernaryMatrix(nn.Module):
     def codes(self) -> torch.Tensor:
         """Ternary codes ``t`` in torch layout (masked tiles zeroed), int8."""
         with torch.no_grad():
-            centred = self.weight - self.weight.mean()
+            centred = self.weight - self.centre()
             delta = self.delta.clamp(0.0, 3.0 * float(self.sigma()))
             t = torch.sign(centred) * (centred.abs() > delta)
             return (t * self.weight_mask()).to(torch.int8)
@@ -133,7 +148,7 @@ class TernaryMatrix(nn.Module):
             delta = self.delta.detach().clamp(0.0, 3.0 * float(sigma))
         if self.alpha_mode == "gaussian":
             return _gaussian_tail_mean(delta, sigma)
-        centred = (self.weight.detach() - self.weight.detach().mean()).abs()
+        centred = (self.live() - self.centre()).abs()
         kept = centred > delta.detach()
         return (centred * kept).sum() / kept.sum().clamp_min(1)
 
@@ -144,7 +159,7 @@ class TernaryMatrix(nn.Module):
         w = self.weight
         sigma = self.sigma()
         delta = self.delta.clamp(0.0, 3.0 * float(sigma))
-        centred = (w - w.mean()).detach()
+        centred = (w - self.centre()).detach()
         sign = torch.sign(centred)
         hard = sign * (centred.abs() > delta.detach())
         soft = sign * torch.sigmoid((centred.abs() - delta) / (SURROGATE_WIDTH * sigma))
@@ -158,9 +173,11 @@ class TernaryMatrix(nn.Module):
         return F.linear(x, weight, self.bias)
 
     def tile_norms(self) -> torch.Tensor:
-        """‖W_g‖₂ of the latent weights of every tile, flat ``[tiles]``."""
+        """‖W_g − μ‖₂ of every tile, flat ``[tiles]``: the latent weights centred as the codes are (once
+        ternary), so that a tile pulled to norm 0 is a tile of zero codes."""
+        centred = self.weight - self.centre() if self.ternary else self.weight
         squares = torch.zeros(self.tiles_total, device=self.weight.device)
-        squares = squares.index_add(0, self.tile_id.flatten(), (self.weight * self.weight_mask()).flatten() ** 2)
+        squares = squares.index_add(0, self.tile_id.flatten(), (centred * self.weight_mask()).flatten() ** 2)
         return torch.sqrt(squares + 1e-12)
 
     def nonzero_tiles(self) -> torch.Tensor:
@@ -169,13 +186,18 @@ class TernaryMatrix(nn.Module):
         return counts.index_add(0, self.tile_id.flatten(), (self.codes() != 0).long().flatten()) > 0
 
 
-def penalty(layer: TernaryMatrix, kind: str, kappa: float) -> torch.Tensor:
-    """The group penalty of one layer (before λ): group lasso ``Σ‖W_g‖`` or WPC ``Σ min(‖W_g‖, τ)``."""
+def penalty(layer: TernaryMatrix, kind: str, kappa: float, tau: torch.Tensor | None = None) -> torch.Tensor:
+    """The group penalty of one layer (before λ): group lasso ``Σ‖W_g‖`` or WPC ``Σ min(‖W_g‖, τ)``.
+
+    WPC's clip ``τ`` is given (a norm: the target's cut), or else ``κ·Δ·√|g|`` — a tile whose RMS weight is
+    below ``κ·Δ`` is pulled toward zero, a stronger one feels nothing.
+    """
     norms = layer.tile_norms()
     if kind == "group-lasso":
         return norms.sum()
     if kind == "wpc":
-        delta = layer.delta.detach().clamp(0.0, 3.0 * float(layer.sigma()))
-        tau = kappa * delta * torch.sqrt(layer.tile_size)
+        if tau is None:
+            delta = layer.delta.detach().clamp(0.0, 3.0 * float(layer.sigma()))
+            tau = kappa * delta * torch.sqrt(layer.tile_size)
         return torch.minimum(norms, tau).sum()
     return norms.new_zeros(())
