@@ -250,7 +250,7 @@ def test_every_figure_is_labelled(full_run):
     non_figures = {"layer", "PE x SIMD", "folding", "PE x SIMD per layer", "lanes", "keep asked",
                    "tool", "version", "where", "view", "status", "artifact",
                    "resource", "board budget", "modelled fits", "measured fits", "vectors", "outputs compared",
-                   "mismatches"}
+                   "mismatches", "phase"}
     for table in tables(report):
         if "basis" in table.headers:
             assert all(row[2] in ("modelled", "measured") for row in table.rows), table.title
@@ -394,3 +394,40 @@ def test_network_balance_is_over_the_pe_arrays(full_run):
               {layer.name for layer in network.matrix_layers}]
     assert report["network"]["utilization"]["balance"]["measured"]["icarus"]["value"] == round(
         sum(matrix) / len(matrix), 6)
+
+
+def _with_history(folder: Path, history: Any) -> None:
+    (folder / "checkpoint").mkdir(exist_ok=True)
+    (folder / "checkpoint" / "metrics.json").write_text(json.dumps({
+        "history": history, "freeze": {"accuracy_before": 0.9, "accuracy_after": 0.9, "removed_nonzero_tiles": 0,
+                                       "accuracy_act_quant": 0.89}}))
+
+
+def test_compression_history_is_drawn_and_tabled(tmp_path):
+    folder = tmp_path / "run"
+    make_run(folder)
+    history = [{"phase": "fp", "epoch": 1, "loss": 1.0, "accuracy": 0.8},
+               *({"phase": "ternary+wpc", "epoch": e, "loss": 0.5, "accuracy": 0.85, "kept_tiles": 100 - 20 * e,
+                  "tiles_total": 100} for e in (1, 2)),
+               {"phase": "finetune", "epoch": 1, "loss": 0.3, "accuracy": 0.9, "kept_tiles": 60, "tiles_total": 100}]
+    _with_history(folder, history)
+    write_report(folder)
+    report = json.loads((folder / "report" / "report.json").read_text())
+    assert [r["kept_tiles"] for r in report["training"]["history"][1:]] == [80, 60, 60]
+    page = (folder / "report" / "report.html").read_text()
+    assert 'class="lines training"' in page and page.count("<polyline") >= 2
+    assert "kept tiles 80 -> 60 of 100" in (folder / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("history, message", [
+    ("not a list", "history: expected a list"),
+    ([{"epoch": 1}], r"history\[0\]: expected a record with a phase"),
+    ([{"phase": "fp", "accuracy": "high"}], r"history\[0\].accuracy: expected a number, got 'high'"),
+])
+def test_a_hostile_compression_history_is_a_one_line_error(tmp_path, history, message):
+    folder = tmp_path / "run"
+    make_run(folder)
+    _with_history(folder, history)
+    with pytest.raises(PyflowError, match=r"checkpoint/metrics.json: " + message):
+        write_report(folder)
+    assert not (folder / "report").exists()

@@ -402,6 +402,19 @@ def heatmaps(network: Network) -> dict[str, Any]:
     return out
 
 
+def training(inputs: RunInputs) -> dict[str, Any] | None:
+    """The compression run's per-epoch history (measured: test accuracy of the torch model, kept tiles)."""
+    doc = inputs.training
+    if doc is None:
+        return None
+    keys = ("phase", "epoch", "loss", "accuracy", "kept_tiles", "tiles_total")
+    history = [{key: record[key] for key in keys if key in record} for record in doc.get("history", [])]
+    freeze = doc.get("freeze") if isinstance(doc.get("freeze"), dict) else {}
+    return {"source": inputs.paths["training"] + " (torch model, test set, after every epoch)", "history": history,
+            "freeze": {key: freeze[key] for key in ("accuracy_before", "accuracy_after", "accuracy_act_quant",
+                                                    "removed_nonzero_tiles") if key in freeze}}
+
+
 def build_from_inputs(inputs: RunInputs, board: str | None = None) -> dict[str, Any]:
     board_obj, board_source = resolve_board(inputs, board)
     network = inputs.network
@@ -429,6 +442,7 @@ def build_from_inputs(inputs: RunInputs, board: str | None = None) -> dict[str, 
         "folding": folding_check(inputs),
         "tools": tool_versions(inputs),
         "heatmaps": heatmaps(network),
+        "training": training(inputs),
         "cycle_model": _cycle_source(inputs, "pyflow.hw.cycles at generate time"),
     }
     return to_json(report)

@@ -3,7 +3,7 @@
 A run folder holds ``ir/`` (network.json, weights.npz, maybe eval.json), ``fold/folding.json``,
 ``hls/csim.json``, ``rtl/sizing.json``, ``rtl/sim_<simulator>.json``, maybe ``rtl/sim_netlist.json``,
 ``rtl/yosys.json`` and maybe
-``run.json``.
+``run.json`` and ``checkpoint/metrics.json`` (the compression run's per-epoch history).
 An output of ``pyflow generate --backend both`` is accepted too: its IR copy sits in ``rtl/ir`` or ``hls/ir``.
 """
 
@@ -45,6 +45,7 @@ class RunInputs:
     sizing: NetworkSizing | None  # rtl/sizing.json: what the RTL was built with
     cycles: dict[str, Any] | None  # rtl/sizing.json's "cycles": the cycle model at generate time
     folding: dict[str, Any] | None  # fold/folding.json: the plan chosen before compression
+    training: dict[str, Any] | None = None  # checkpoint/metrics.json: the compression run's figures and history
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -129,6 +130,21 @@ def check_sizing(doc: dict[str, Any], network: Network, where: str) -> tuple[Net
     return sizing, cycles
 
 
+def check_training(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """A compressed checkpoint's metrics.json: its per-epoch ``history`` must be a list of records of numbers."""
+    history = doc.get("history", [])
+    if not isinstance(history, list):
+        raise PyflowError(f"{where}: history: expected a list of epoch records")
+    for index, record in enumerate(history):
+        if not isinstance(record, dict) or not isinstance(record.get("phase"), str):
+            raise PyflowError(f"{where}: history[{index}]: expected a record with a phase")
+        for key in ("epoch", "accuracy", "loss", "kept_tiles", "tiles_total"):
+            value = record.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise PyflowError(f"{where}: history[{index}].{key}: expected a number, got {value!r}")
+    return doc
+
+
 def read_inputs(run_dir: str | Path) -> RunInputs:
     run_dir = Path(run_dir)
     ir_dir = find_ir(run_dir)
@@ -162,5 +178,9 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     folding = _optional(run_dir, (f"fold/{FOLDING_FILE}",), paths, "folding")
     if folding is not None:
         _require(folding, ("plan", "uniform", "text"), str(run_dir / paths["folding"]))
+    training = _optional(run_dir, ("checkpoint/metrics.json",), paths, "training")
+    if training is not None:
+        check_training(training, str(run_dir / paths["training"]))
     return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation,
-                     csim=csim, sims=sims, netlist=netlist, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding)
+                     csim=csim, sims=sims, netlist=netlist, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding,
+                     training=training)

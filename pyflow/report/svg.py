@@ -1,4 +1,5 @@
-"""Inline SVG plots for report.html: tile-mask heatmaps and grouped bar charts (no scripts, no external assets).
+"""Inline SVG plots for report.html: tile-mask heatmaps, grouped bar charts and line charts (no scripts, no external
+assets).
 
 Output is a pure function of the numbers: fixed sizes, fixed colours, numbers printed with fixed precision.
 """
@@ -112,4 +113,53 @@ def grouped_bars(kind: str, title: str, categories: Sequence[str],
                      f'fill="{PALETTE[s % len(PALETTE)]}"/>')
         parts.append(f'<text x="{left + plot_w + 26}" y="{y}" {FONT}>{escape(label)}</text>')
     parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def line_chart(kind: str, title: str, points: Sequence[float], series: Sequence[tuple[str, Sequence[float | None]]],
+               bands: Sequence[tuple[str, float, float]], y_label: Callable[[float], str],
+               x_range: tuple[float, float] | None = None, width: int = 640, height: int = 280) -> str:
+    """Lines over a shared x axis (``points``, spanning ``x_range``); y from 0 to 1; ``bands`` = (label, x_from,
+    x_to) shaded alternately and named above the plot (the training phases); None values break a line."""
+    left, top, bottom, legend_h = 60, 42, 40, 16 * len(series)
+    plot_w, plot_h = width - left - 20, height - top - bottom - legend_h
+    x_min, x_max = x_range or ((min(points), max(points)) if points else (0.0, 1.0))
+    span = (x_max - x_min) or 1.0
+
+    def x_of(value: float) -> float:
+        return left + plot_w * (value - x_min) / span
+
+    def y_of(value: float) -> float:
+        return top + plot_h - plot_h * min(max(value, 0.0), 1.0)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="lines {escape(kind)}" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" role="img">', f"<title>{escape(title)}</title>",
+             f'<text x="{left}" y="16" {FONT} font-weight="bold">{escape(title)}</text>']
+    for index, (label, start, end) in enumerate(bands):
+        x0, x1 = x_of(start), x_of(end)
+        if index % 2 == 0:
+            parts.append(f'<rect x="{_n(x0)}" y="{top}" width="{_n(max(x1 - x0, 1))}" height="{plot_h}" '
+                         'fill="#f4f4f4"/>')
+        parts.append(f'<text x="{_n((x0 + x1) / 2)}" y="{top - 6}" {FONT} text-anchor="middle">{escape(label)}</text>')
+    for step in range(5):
+        y = top + plot_h - plot_h * step / 4
+        parts.append(f'<line x1="{left}" y1="{_n(y)}" x2="{left + plot_w}" y2="{_n(y)}" stroke="#ddd"/>')
+        label = escape(y_label(step / 4))
+        parts.append(f'<text x="{left - 4}" y="{_n(y + 4)}" {FONT} text-anchor="end">{label}</text>')
+    for s, (label, values) in enumerate(series):
+        colour = PALETTE[s % len(PALETTE)]
+        runs, current = [], []
+        for x, value in zip(points, values, strict=True):
+            if value is None:
+                runs, current = runs + [current] if current else runs, []
+            else:
+                current.append(f"{_n(x_of(x))},{_n(y_of(value))}")
+        runs += [current] if current else []
+        for run in runs:
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>')
+        y = top + plot_h + 30 + s * 16
+        parts.append(f'<rect x="{left}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{left + 14}" y="{y}" {FONT}>{escape(label)}</text>')
+    parts += [f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>',
+              f'<text x="{left + plot_w}" y="{top + plot_h + 14}" {FONT} text-anchor="end">epoch</text>', "</svg>"]
     return "\n".join(parts)

@@ -14,7 +14,7 @@ from typing import Any
 from pyflow.artifacts import SIMULATORS, write_json
 from pyflow.report.build import build_report
 from pyflow.report.figures import NA, NOT_RUN
-from pyflow.report.svg import grouped_bars, heatmap
+from pyflow.report.svg import grouped_bars, heatmap, line_chart
 from pyflow.util import atomic_folder
 
 REPORT_FOLDER = "report"
@@ -204,10 +204,42 @@ def tools_table(report: dict[str, Any]) -> Table:
     return Table("Tool versions", ("tool", "version", "where"), tuple(rows))
 
 
+def _phases(history: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: list[list[dict[str, Any]]] = []
+    for record in history:
+        if not groups or groups[-1][0]["phase"] != record["phase"]:
+            groups.append([])
+        groups[-1].append(record)
+    return groups
+
+
+def training_table(report: dict[str, Any]) -> Table:
+    """Each compression phase's first and last epoch, and the freeze between them (measured, torch model)."""
+    training = report.get("training")
+    if not training:
+        return Table("Compression run (measured, torch model)", ("phase", "torch model figures (measured)"),
+                     ((NOT_RUN, "no checkpoint/metrics.json in this run folder"),))
+    rows = []
+    for group in _phases(training["history"]):
+        first, last = group[0], group[-1]
+        kept = (f"; kept tiles {first['kept_tiles']} -> {last['kept_tiles']} of {last['tiles_total']}"
+                if "kept_tiles" in last else "")
+        rows.append((first["phase"], f"{len(group)} epochs; test accuracy {fmt(first['accuracy'], 'pct')} -> "
+                     f"{fmt(last['accuracy'], 'pct')}; loss {last['loss']:.4f}{kept}"))
+        if first["phase"].startswith("ternary") and training["freeze"]:
+            freeze = training["freeze"]
+            rows.append(("freeze", f"accuracy {fmt(freeze.get('accuracy_before'), 'pct')} -> "
+                         f"{fmt(freeze.get('accuracy_after'), 'pct')}, "
+                         f"{freeze.get('removed_nonzero_tiles', NA)} removed tiles held non-zero codes; with "
+                         f"quantized activations {fmt(freeze.get('accuracy_act_quant'), 'pct')}"))
+    return Table("Compression run (measured, torch model)", ("phase", "torch model figures (measured)"), tuple(rows),
+                 training["source"])
+
+
 def tables(report: dict[str, Any]) -> list[Table]:
     return [summary_table(report), verification_table(report), tiles_table(report), cycles_table(report),
             utilization_table(report), memory_table(report), resources_table(report), layer_resources_table(report),
-            folding_table(report), comparison_table(report), tools_table(report)]
+            folding_table(report), comparison_table(report), training_table(report), tools_table(report)]
 
 
 def headline(report: dict[str, Any]) -> str:
@@ -301,6 +333,25 @@ def cycles_chart(report: dict[str, Any]) -> str:
                         top, lambda v: f"{v:.0f}")
 
 
+def training_chart(report: dict[str, Any]) -> str:
+    """Kept-tile fraction and test accuracy after every epoch of the compression run, phases shaded."""
+    training = report.get("training")
+    history = training["history"] if training else []
+    if not history:
+        return ""
+    points = [float(i + 1) for i in range(len(history))]
+    kept = [r["kept_tiles"] / r["tiles_total"] if r.get("tiles_total") else None for r in history]
+    bands, start = [], 0
+    for group in _phases(history):
+        bands.append((group[0]["phase"], start + 0.5, start + len(group) + 0.5))
+        start += len(group)
+    return line_chart("training", "Compression run: kept tiles and test accuracy per epoch (measured)",
+                      points,
+                      [("kept tiles (non-zero, in the mask) / all tiles", kept),
+                       ("test accuracy (torch model)", [r["accuracy"] for r in history])],
+                      bands, lambda v: f"{100 * v:.0f} %", x_range=(0.5, start + 0.5))
+
+
 def html(report: dict[str, Any]) -> str:
     name = escape(report["network"]["name"])
     maps = "\n".join(heatmap(layer, data["tiles"]) for layer, data in report["heatmaps"].items())
@@ -311,7 +362,8 @@ def html(report: dict[str, Any]) -> str:
     all_tables = tables(report)
     parts.append(f'<p class="headline">{escape(headline(report))}</p>')
     parts.append(_html_table(all_tables[1]))
-    parts += ["<h2>Plots</h2>", f'<div class="figs">{utilization_chart(report)}\n{cycles_chart(report)}</div>',
+    parts += ["<h2>Plots</h2>", f'<div class="figs">{utilization_chart(report)}\n{cycles_chart(report)}\n'
+              f'{training_chart(report)}</div>',
               "<h2>Tile masks (measured, IR)</h2>", f'<div class="figs">{maps}</div>']
     parts += [_html_table(all_tables[0])] + [_html_table(table) for table in all_tables[2:]]
     parts.append("</body></html>\n")
