@@ -89,6 +89,8 @@ def main() -> int:
     parser.add_argument("--svg", help="also draw the kept-tile trajectories (mean over seeds) here")
     args = parser.parse_args()
     spec = {**PRESETS[args.data], "data": args.data, "threads": 1}
+    if args.model and args.model != spec["model"]:
+        spec["folding"] = {}  # the preset's folding names the preset network's layers
     spec.update({key: value for key, value in (("model", args.model), ("fp_epochs", args.fp_epochs),
                  ("ternary_epochs", args.ternary_epochs), ("finetune_epochs", args.finetune_epochs)) if value})
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -10,6 +10,8 @@ from pyflow.artifacts import project_root
 from pyflow.flow.config import load_flow
 from pyflow.flow.runner import STAGES, run_flow
 
+DEMOS = ("digits", "fashion")  # configs/<name>.yaml
+
 
 def headline(run_dir: Path) -> str:
     """The report's path and the few numbers a user looks at first, from the written report."""
@@ -29,8 +31,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--to", dest="stop", choices=STAGES, help="last stage to run")
     parser.add_argument("--force", action="store_true", help="run the selected stages even if up to date")
     parser.set_defaults(func=_run)
-    demo = commands.add_parser("demo", help="the built-in flow: configs/digits.yaml into runs/digits")
-    demo.add_argument("--out", default="runs/digits")
+    demo = commands.add_parser("demo", help="a built-in flow: configs/<name>.yaml into runs/<name>")
+    demo.add_argument("name", nargs="?", default="digits", choices=DEMOS,
+                      help="digits (default: the quick 8x8 run) or fashion (Fashion-MNIST, ~15 minutes)")
+    demo.add_argument("--out", help="run folder (default runs/<name>)")
     demo.set_defaults(func=_demo)
 
 
@@ -43,6 +47,5 @@ def _run(args: Any) -> int:
 
 
 def _demo(args: Any) -> int:
-
-    args.flow, args.start, args.stop, args.force = project_root() / "configs" / "digits.yaml", None, None, False
+    args.flow, args.start, args.stop, args.force = project_root() / "configs" / f"{args.name}.yaml", None, None, False
     return _run(args)
