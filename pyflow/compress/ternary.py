@@ -180,6 +180,10 @@ class TernaryMatrix(nn.Module):
         squares = squares.index_add(0, self.tile_id.flatten(), (centred * self.weight_mask()).flatten() ** 2)
         return torch.sqrt(squares + 1e-12)
 
+    def tile_rms(self) -> torch.Tensor:
+        """The RMS centred weight of every tile (:meth:`tile_norms` over the root of its weight count)."""
+        return self.tile_norms() / self.tile_size.clamp_min(1).sqrt()
+
     def nonzero_tiles(self) -> torch.Tensor:
         """Bool ``[tiles]``: tiles whose (masked) ternary codes hold a non-zero."""
         counts = torch.zeros(self.tiles_total, dtype=torch.long)

@@ -196,7 +196,7 @@ class TilePenalty:
             cut = None
             if self.tau == "target" and self.kind == "wpc":  # the k-th largest tile RMS, as a norm per tile
                 root = layer.tile_size.clamp_min(1).sqrt()
-                rms = layer.tile_norms().detach() / root
+                rms = layer.tile_rms().detach()
                 cut = (rms.topk(target).values[-1] if target < layer.tiles_total else rms.max() + 1.0) * root
             terms.append(multiplier * penalty(layer, self.kind, self.kappa, tau=cut))
         return self.lam / self.groups * sum(terms)
@@ -214,13 +214,13 @@ class TilePenalty:
         with torch.no_grad():
             for layer, target in zip(self.layers, self.targets, strict=True):
                 mask = layer.tile_mask.flatten()
-                rms = layer.tile_norms() / layer.tile_size.clamp_min(1).sqrt()
+                rms = layer.tile_rms()
                 delta = layer.delta.clamp(0.0, 3.0 * float(layer.sigma()))
                 dead = mask & (~layer.nonzero_tiles() | (rms <= delta))
                 spare = int(mask.sum()) - target
                 if spare <= 0 or not bool(dead.any()):
                     continue
-                score = torch.where(dead, layer.tile_norms(), torch.full_like(mask, float("inf"), dtype=torch.float))
+                score = torch.where(dead, rms, torch.full_like(rms, float("inf")))
                 cut = torch.argsort(score, stable=True)[:min(spare, int(dead.sum()))]
                 mask = mask.clone()
                 mask[cut] = False
@@ -228,15 +228,6 @@ class TilePenalty:
 
     def summary(self) -> str:
         return f"lambda x{min(self.multipliers):.3g}..x{max(self.multipliers):.3g}"
-
-
-def penalty_loss(model: ChainNet, kind: str, lam: float, kappa: float) -> Callable[[], torch.Tensor] | None:
-    """The fixed-λ penalty (no schedule): ``λ/G · Σ_l P_l``."""
-    if kind == "none" or lam == 0:
-        return None
-    layers = model.matrices()
-    groups = sum(layer.tiles_total for layer in layers)
-    return lambda: lam / groups * sum(penalty(layer, kind, kappa) for layer in layers)
 
 
 def fraction_for_compression(model: ChainNet, ratio: float) -> float:
@@ -272,7 +263,7 @@ def freeze_masks(model: ChainNet, requested: dict[str, float]) -> int:
     with torch.no_grad():
         for layer in model.matrices():
             keep = tiles_to_keep(layer.tiles_total, requested[layer.geom.name])
-            score = layer.tile_norms() / layer.tile_size.clamp_min(1).sqrt() + layer.nonzero_tiles().float() * 1e6
+            score = layer.tile_rms() + layer.nonzero_tiles().float() * 1e6
             score = torch.where(layer.tile_mask.flatten(), score, torch.full_like(score, -1.0)).reshape(layer.grid)
             if keep >= layer.grid[0]:  # the best tile of each fold outranks everything else
                 best = score.argmax(dim=1)
