@@ -1,7 +1,8 @@
 // pyflow HLS layer library: the loops, pragmas and adder trees of every generated project live here, once.
 //
 // Generated code only declares one configuration struct per layer (sizes, folding, bit widths and the
-// packed ROMs) and calls pyflow::run_layer<Config>(in, out) for each layer inside a DATAFLOW region.
+// packed ROMs) and calls pyflow::run_layer<Config>(in, out) for each layer (pyflow::add_layer<Config>(a, b,
+// out) for a residual add, pyflow::fork for a layer read by two) inside a DATAFLOW region.
 //
 // Data layout (pyflow/ir/model.py): feature maps are HWC arrays of activations, channel innermost.
 // W[M, N] has columns (k_y, k_x, c) with c innermost and C_in padded to a multiple of SIMD; tile (r, f)
@@ -11,7 +12,9 @@
 //
 // Integer contract: hidden layers y = clamp((acc*m + b) >> shift, 0, 2^out_bits - 1) with an arithmetic
 // shift; the output layer returns acc*m + b as int32 logits. The PE array only adds and subtracts; the
-// requantizer's acc*m is outside it.
+// requantizer's acc*m is outside it. A residual branch's last layer is signed: it clamps to
+// [-2^(out_bits-1), 2^(out_bits-1) - 1] and stores ap_int<out_bits>; only adds read it, and an add returns
+// clamp((a*m_a + b*m_b + c) >> shift, 0, 2^out_bits - 1).
 #ifndef PYFLOW_HLS_H
 #define PYFLOW_HLS_H
 
@@ -34,7 +37,8 @@ struct maxpool_tag {};
 struct avgpool_tag {};
 struct flatten_tag {};
 
-// Activation type of a layer output: unsigned activations, or signed logits for the output layer.
+// Activation type of a layer output: unsigned activations, or signed logits for the output layer. (A
+// signed hidden layer's configuration names ap_int<OUT_BITS> itself.)
 template <int BITS, bool LOGITS>
 struct activation {
     typedef ap_uint<BITS> type;
@@ -42,6 +46,29 @@ struct activation {
 template <int BITS>
 struct activation<BITS, true> {
     typedef ap_int<BITS> type;
+};
+
+// Saturation of a wide signed value to the range of activation type T: [0, 2^W - 1] for ap_uint<W>,
+// [-2^(W-1), 2^(W-1) - 1] for ap_int<W> (two's complement, a residual branch). WIDE must hold 2^W.
+template <class T>
+struct saturate;
+template <int W>
+struct saturate<ap_uint<W> > {
+    template <class WIDE>
+    static ap_uint<W> apply(WIDE value) {
+#pragma HLS INLINE
+        const WIDE top = (WIDE(1) << W) - 1;
+        return value < 0 ? ap_uint<W>(0) : (value > top ? ap_uint<W>(top) : ap_uint<W>(value));
+    }
+};
+template <int W>
+struct saturate<ap_int<W> > {
+    template <class WIDE>
+    static ap_int<W> apply(WIDE value) {
+#pragma HLS INLINE
+        const WIDE top = (WIDE(1) << (W - 1)) - 1, bottom = -top - 1;
+        return value < bottom ? ap_int<W>(bottom) : (value > top ? ap_int<W>(top) : ap_int<W>(value));
+    }
 };
 
 // Balanced adder tree over N values: log2(N) levels of adders, no multiplier.
@@ -121,18 +148,15 @@ void pe_array(const ap_uint<64> word[CFG::WORD_CHUNKS], const ap_uint<CFG::IN_BI
     }
 }
 
-// Requantizer of a hidden layer: clamp((acc*m + b) >> shift, 0, 2^out_bits - 1), arithmetic shift.
+// Requantizer of a hidden layer: (acc*m + b) >> shift (arithmetic) saturated to the range of its out_t:
+// [0, 2^out_bits - 1], or [-2^(out_bits-1), 2^(out_bits-1) - 1] for a signed layer (out_t = ap_int).
 template <class CFG, bool LOGITS>
 struct requantizer {
     static typename CFG::out_t apply(ap_int<CFG::ACC_BITS> acc, unsigned o) {
 #pragma HLS INLINE
         typedef ap_int<CFG::ACC_BITS + M_BITS + 1> wide_t;
         const wide_t scaled = wide_t(acc * ap_int<M_BITS>(CFG::m[o])) + wide_t(CFG::b[o]);
-        const wide_t shifted = scaled >> CFG::SHIFT;
-        const wide_t top = (wide_t(1) << CFG::OUT_BITS) - 1;
-        if (shifted < 0) return 0;
-        if (shifted > top) return typename CFG::out_t(top);
-        return typename CFG::out_t(shifted);
+        return saturate<typename CFG::out_t>::apply(wide_t(scaled >> CFG::SHIFT));
     }
 };
 
@@ -213,9 +237,7 @@ void avgpool_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_
                 sum += in[(iy * CFG::W_IN + ix) * CFG::C_IN + c];
             }
             const wide_t scaled = wide_t(wide_t(sum) * ap_int<M_BITS>(CFG::M)) + wide_t(CFG::B);
-            const wide_t shifted = scaled >> CFG::SHIFT;
-            const wide_t top = (wide_t(1) << CFG::OUT_BITS) - 1;
-            out[pixel * CFG::C_IN + c] = shifted < 0 ? wide_t(0) : (shifted > top ? top : shifted);
+            out[pixel * CFG::C_IN + c] = saturate<typename CFG::out_t>::apply(wide_t(scaled >> CFG::SHIFT));
         }
     }
 }
@@ -226,6 +248,32 @@ void flatten_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_
     for (unsigned i = 0; i < CFG::IN_SIZE; ++i) {
 #pragma HLS PIPELINE II=1
         out[i] = in[i];
+    }
+}
+
+// Residual add: y = clamp((a*m_a + b*m_b + c) >> shift, 0, 2^out_bits - 1) element by element; in_a_t and
+// in_b_t are ap_int for a signed branch, ap_uint otherwise.
+template <class CFG>
+void add_layer(const typename CFG::in_a_t a[CFG::IN_SIZE], const typename CFG::in_b_t b[CFG::IN_SIZE],
+               typename CFG::out_t out[CFG::OUT_SIZE]) {
+    typedef ap_int<CFG::SUM_BITS> wide_t;
+    for (unsigned i = 0; i < CFG::IN_SIZE; ++i) {
+#pragma HLS PIPELINE II=1
+        const wide_t sum = wide_t(a[i]) * ap_int<M_BITS>(CFG::M_A) + wide_t(b[i]) * ap_int<M_BITS>(CFG::M_B) +
+                           wide_t(CFG::C);
+        out[i] = saturate<typename CFG::out_t>::apply(wide_t(sum >> CFG::SHIFT));
+    }
+}
+
+// A fork: one feature array copied into two, because a DATAFLOW channel has one producer and one
+// consumer. A process of its own rather than layers that write two outputs: the layer engines keep one
+// output each, and a layer read by N others feeds a chain of N - 1 forks.
+template <class T, unsigned SIZE>
+void fork(const T in[SIZE], T first[SIZE], T second[SIZE]) {
+    for (unsigned i = 0; i < SIZE; ++i) {
+#pragma HLS PIPELINE II=1
+        first[i] = in[i];
+        second[i] = in[i];
     }
 }
 

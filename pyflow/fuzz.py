@@ -7,6 +7,10 @@ pool right before linear, kernels 1/3/5/7, stride 1..3, padding 0..3, 1x1 / 2x2 
 1..16 (non-powers of two, not dividing the channels), a_bits 2..8, kept fractions 0 / one tile / 0.5 / 1,
 and chains of 8 layers or more. Designs stay small so that one simulates in seconds.
 
+Residual networks (:func:`generate_residual_case`, ``pyflow fuzz --residual``) draw blocks with identity
+and projection skips, strides 1 and 2, pools between blocks, a block on the input image, and the
+families in RESIDUAL_FAMILIES.
+
 Failures shrink greedily: drop a layer, halve channels, map, PE, SIMD, fold overrides, while the smaller
 case still fails (any view disagreeing with the golden model), then print the shrunk command too.
 """
@@ -39,6 +43,8 @@ FAMILIES = ("first-flatten", "first-conv", "first-linear", "first-pool", "pure-m
             "a_bits2", "pe-not-dividing", "simd-not-dividing", "pe-odd", "simd-odd", "pe16", "simd16",
             "keep0", "single-tile", "keep0.5", "keep1", "maxpool", "avgpool", "pool3", "pool-stride-ne-kernel",
             "long-chain", "per-layer-folding")
+RESIDUAL_FAMILIES = ("identity-skip", "projection-skip", "block-on-input", "pool-between-blocks", "two-blocks",
+                     "signed-a_bits2", "add-lanes-odd")
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,54 @@ KEEPS = (0.5, 1.0, 0.0, None, 0.5, 1.0)  # cycled by seed (lengths coprime with 
 A_BITS = (8, 2, 5, 4, 3, 6, 7, 8, 4, 2, 6)
 
 
+def generate_residual_case(seed: int) -> FuzzCase:
+    """One valid, small random residual network; the same seed always gives the same case."""
+    rng = np.random.default_rng([seed, 14])
+    for _ in range(100):
+        case = _draw_residual(rng, seed)
+        if _valid(case) and _small_enough(case):
+            return case
+    raise PyflowError(f"fuzz: seed {seed} drew no valid residual network in 100 tries")
+
+
+def _draw_residual(rng: np.random.Generator, seed: int) -> FuzzCase:
+    """conv (or a block right on the image), 1-3 residual blocks with a pool now and then, the logits."""
+    simd = int(rng.choice([1, 2, 3, 4, 8]))
+    unit = int(rng.choice([1, 2])) * simd  # channel counts are multiples of SIMD: identity skips need it
+    size = int(rng.choice([3, 4, 5, 6, 7, 8]))
+    on_input = rng.random() < 0.2
+    c_in = unit if on_input else int(rng.integers(1, 5))
+    layers = [] if on_input else [f"conv{unit * int(rng.integers(1, 3))}k3s1p1"]
+    for _ in range(int(rng.integers(1, 4))):
+        if layers and rng.random() < 0.25:
+            layers.append("maxpool2s2" if rng.random() < 0.5 else "avgpool2s1")
+        stride = int(rng.choice([1, 1, 2]))
+        layers.append(f"res{unit * int(rng.integers(1, 3))}" + (f"s{stride}" if stride > 1 else ""))
+    layers.append(f"linear{int(rng.integers(2, 11))}" if rng.random() < 0.8 else f"conv{int(rng.integers(1, 5))}k1")
+    keep = KEEPS[seed % len(KEEPS)]  # None: a single kept tile per layer
+    return FuzzCase(" ".join(layers), (c_in, size, size), int(rng.integers(1, 17)), simd,
+                    1.0 if keep is None else keep, A_BITS[seed % len(A_BITS)], seed,
+                    keep_tiles=None if keep is not None else 1)
+
+
+def residual_families(case: FuzzCase) -> set[str]:
+    """The RESIDUAL_FAMILIES one residual case belongs to."""
+    from pyflow.hw.engines import add_lanes
+    from pyflow.ir.model import INPUT, AddLayer
+
+    network = case.network()
+    adds = [layer for layer in network.layers if isinstance(layer, AddLayer)]
+    found = {"identity-skip" if not add.b_signed else "projection-skip" for add in adds}
+    found |= {"block-on-input"} if len(network.consumers(INPUT)) > 1 else set()
+    found |= {"two-blocks"} if len(adds) >= 2 else set()
+    found |= {"signed-a_bits2"} if adds and case.a_bits == 2 else set()
+    found |= {"add-lanes-odd"} if any(add_lanes(add) % 2 for add in adds) else set()
+    tokens = case.spec.split()
+    pairs = zip(tokens, tokens[1:], strict=False)
+    found |= {"pool-between-blocks"} if any("pool" in a and b.startswith("res") for a, b in pairs) else set()
+    return found
+
+
 def _draw_case(rng: np.random.Generator, seed: int) -> FuzzCase | None:
     style = STYLES[seed % len(STYLES)]  # every style within any 7 consecutive seeds
     size = int(rng.choice(SIZES)) if style != "long" else int(rng.choice([4, 5, 6, 8, 11]))
@@ -174,7 +228,7 @@ def _fits(specs: list[LayerSpec], shape: tuple[int, int, int]) -> bool:
     """Every layer's output is at least 1x1 (conv) / the pool kernel fits its input."""
     c, h, _ = shape
     for item in specs:
-        if item.kind == "conv":
+        if item.kind in ("conv", "res"):
             h, c = conv_out_size(h, item.kernel, item.stride, item.padding), item.channels
         elif item.kind in ("maxpool", "avgpool"):
             if item.kernel > h:
@@ -214,16 +268,18 @@ def _small_enough(case: FuzzCase) -> bool:
 def simulation_cost(network: Network) -> tuple[int, int]:
     """(modelled cycles per image, cycles x lanes): what an event-driven simulation of the top costs."""
     from pyflow.hw.cycles import modelled_cycles
+    from pyflow.hw.engines import engines, read_lanes
 
-    hardware = [layer for layer in network.layers if hasattr(layer, "kernel")]
+    hardware = engines(network)
     cycles = sum(modelled_cycles(layer) for layer in hardware)
-    lanes = sum(layer.pe * layer.simd if hasattr(layer, "pe") else layer.in_shape[0] for layer in hardware)
+    lanes = sum(layer.pe * layer.simd if hasattr(layer, "pe") else read_lanes(layer) for layer in hardware)
     return cycles, cycles * lanes
 
 
-def cases(count: int, seed: int) -> list[FuzzCase]:
-    """``count`` cases from the seed: case i is generate_case(seed + i)."""
-    return [generate_case(seed + index) for index in range(count)]
+def cases(count: int, seed: int, residual: bool = False) -> list[FuzzCase]:
+    """``count`` cases from the seed: case i is generate_case(seed + i) (or the residual generator's)."""
+    draw = generate_residual_case if residual else generate_case
+    return [draw(seed + index) for index in range(count)]
 
 
 # ---------------------------------------------------------------- families
@@ -391,7 +447,7 @@ def smaller(case: FuzzCase) -> Iterator[FuzzCase]:
 
 
 def _fewer_channels(token: str) -> list[str]:
-    match = re.fullmatch(r"(conv|linear)(\d+)(.*)", token)
+    match = re.fullmatch(r"(conv|linear|res)(\d+)(.*)", token)
     if not match or int(match.group(2)) <= 1:
         return []
     n = int(match.group(2))
@@ -435,11 +491,12 @@ def _valid(case: FuzzCase) -> bool:
 
 
 def run(count: int, seed: int, options: Options, work: Path, shrink_failures: bool = True,
-        log: Callable[[str], None] = print, budget: int = 60, stop_after: int | None = None) -> list[Outcome]:
+        log: Callable[[str], None] = print, budget: int = 60, stop_after: int | None = None,
+        residual: bool = False) -> list[Outcome]:
     """Check ``count`` cases from ``seed``; log each failure's command and its shrunk command (at most
     ``budget`` shrink attempts each); stop after ``stop_after`` failures."""
     outcomes, start = [], time.perf_counter()
-    for index, case in enumerate(cases(count, seed)):
+    for index, case in enumerate(cases(count, seed, residual)):
         outcome = check_case(case, options, work / f"case{index}")
         outcomes.append(outcome)
         elapsed = time.perf_counter() - start
@@ -473,6 +530,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--views", default=",".join(VIEWS), help="comma-separated: csim,icarus,verilator")
     parser.add_argument("--vectors", type=int, default=4)
     parser.add_argument("--no-shrink", action="store_true")
+    parser.add_argument("--residual", action="store_true", help="residual networks (forks, skips, adds)")
     parser.add_argument("--work", default=None, help="folder for the generated projects (default: a temp dir)")
     parser.set_defaults(func=_fuzz)
 
@@ -485,11 +543,12 @@ def _fuzz(args: argparse.Namespace) -> int:
         raise PyflowError(f"--views: unknown view(s) {sorted(unknown)} (choose from {', '.join(VIEWS)})")
     if args.count < 1 or args.vectors < 1:
         raise PyflowError("--count and --vectors must be at least 1")
-    print(f"pyflow fuzz: {args.count} networks from seed {seed} on {', '.join(views)}", flush=True)
+    kind = "residual networks" if args.residual else "networks"
+    print(f"pyflow fuzz: {args.count} {kind} from seed {seed} on {', '.join(views)}", flush=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pyflow-fuzz-"))
     start = time.perf_counter()
     outcomes = run(args.count, seed, Options(views=views, vectors=args.vectors), work, not args.no_shrink,
-                   log=lambda line: print(line, flush=True))
+                   log=lambda line: print(line, flush=True), residual=args.residual)
     failed = sum(not outcome.passed for outcome in outcomes)
     print(f"pyflow fuzz: {len(outcomes) - failed}/{len(outcomes)} passed, seed {seed}, "
           f"{time.perf_counter() - start:.0f} s", flush=True)

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pyflow.errors import PyflowError
-from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
+from pyflow.ir.model import INPUT, AddLayer, FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
 from pyflow.ir.packing import layer_codes
 
 
@@ -21,23 +21,23 @@ def run(network: Network, images: np.ndarray) -> np.ndarray:
 
 
 def trace(network: Network, images: np.ndarray) -> list[np.ndarray]:
-    """Every layer's output, HWC ``[B, H, W, C]`` int64, in layer order."""
-    x = _input(network, images)
-    outputs = []
+    """Every layer's output, HWC ``[B, H, W, C]`` int64, in layer order (the DAG's topological order)."""
+    values = {INPUT: _input(network, images)}
     for layer in network.layers:
-        x = run_layer(layer, x)
-        outputs.append(x)
-    return outputs
+        values[layer.name] = run_layer(layer, *(values[name] for name in network.inputs_of(layer)))
+    return [values[layer.name] for layer in network.layers]
 
 
-def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One layer on an HWC ``[B, H, W, C]`` int64 batch."""
+def run_layer(layer: Layer, x: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """One layer on HWC ``[B, H, W, C]`` int64 batches (``other``: an add's second input)."""
     if isinstance(layer, MatrixLayer):
         return requantize(layer, accumulate(layer, x))
     if isinstance(layer, PoolLayer):
         return _pool(layer, x)
     if isinstance(layer, FlattenLayer):
         return x.reshape(len(x), 1, 1, -1)
+    if isinstance(layer, AddLayer):
+        return np.clip((x * layer.m_a + other * layer.m_b + layer.c) >> layer.shift, 0, (1 << layer.out_bits) - 1)
     raise PyflowError(f"golden model: unsupported layer type {type(layer).__name__}")
 
 
@@ -84,10 +84,14 @@ def _kept_columns(columns: np.ndarray, folds: np.ndarray, simd: int) -> np.ndarr
 
 
 def requantize(layer: MatrixLayer, acc: np.ndarray) -> np.ndarray:
-    """Hidden layer: ``clamp((acc·m + b) >> shift, 0, 2^out_bits − 1)``; output layer: ``acc·m + b``."""
+    """Hidden layer: ``clamp((acc·m + b) >> shift, 0, 2^out_bits − 1)`` (signed: to ±2^(out_bits−1));
+    output layer: ``acc·m + b``."""
     scaled = acc * layer.m + layer.b
     if layer.is_output:
         return scaled
+    if layer.signed:
+        half = 1 << (layer.out_bits - 1)
+        return np.clip(scaled >> layer.shift, -half, half - 1)
     return np.clip(scaled >> layer.shift, 0, (1 << layer.out_bits) - 1)
 
 

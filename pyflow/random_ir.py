@@ -6,6 +6,10 @@ Spec: layer tokens separated by spaces or commas::
     maxpool2s2     max pooling, kernel 2, stride (optional) 2;  avgpool2 likewise
     flatten        (C, H, W) → (H·W·C, 1, 1);  inserted before a linear layer when missing
     linear10       fully connected, 10 outputs; the last layer gives the logits
+    res16s2        residual block (stride optional, 1): conv16k3s2p1 → conv16k3p1 (signed) plus the
+                   skip — the block's input itself, or a conv16k1s2 (signed) when the shape changes —
+                   then an add; the identity skip needs SIMD dividing the channels (a fork's readers
+                   store a pixel alike)
 
 Requantization is calibrated on random images so that activations spread over their whole range
 (neither all clamped at zero nor all saturated), which is what makes a random network a good test.
@@ -24,8 +28,10 @@ from pyflow.errors import PyflowError
 from pyflow.ir.check import check_network
 from pyflow.ir.fields import MAX_LANES, integer, shape3
 from pyflow.ir.model import (
+    INPUT,
     LOGIT_BITS,
     M_BITS,
+    AddLayer,
     FlattenLayer,
     Layer,
     MatrixLayer,
@@ -41,6 +47,7 @@ _TOKENS = {
     "maxpool": re.compile(r"maxpool(\d+)(?:s(\d+))?"),
     "avgpool": re.compile(r"avgpool(\d+)(?:s(\d+))?"),
     "flatten": re.compile(r"flatten"),
+    "res": re.compile(r"res(\d+)(?:s(\d+))?"),
 }
 
 
@@ -63,7 +70,7 @@ def parse_spec(spec: str) -> list[LayerSpec]:
                 break
         else:
             raise PyflowError(f"network spec: unknown layer token {token!r} "
-                              "(expected conv16k3s1p1, linear10, maxpool2, avgpool2 or flatten)")
+                              "(expected conv16k3s1p1, linear10, maxpool2, avgpool2, flatten or res16s2)")
     return layers
 
 
@@ -75,6 +82,8 @@ def _layer_spec(kind: str, groups: tuple[str | None, ...]) -> LayerSpec:
         return LayerSpec(kind, value[0])
     if kind == "flatten":
         return LayerSpec(kind)
+    if kind == "res":
+        return LayerSpec(kind, value[0], 3, value[1] or 1, 1)
     return LayerSpec(kind, kernel=value[0], stride=value[1] or value[0])
 
 
@@ -104,6 +113,13 @@ def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe:
         if item.kind == "linear" and shape[1:] != (1, 1):
             layers.append(FlattenLayer(f"flatten{index}_", shape, bits))
             x, shape = golden.run_layer(layers[-1], x), layers[-1].out_shape
+        if item.kind == "res":
+            source = layers[-1].name if layers else INPUT
+            block = _residual(item, name, source, shape, bits, a_bits, folding or {}, (pe, simd), (keep, keep_tiles),
+                              rng, x)
+            layers += block
+            x, shape, bits = _run_block(block, source, x), block[-1].out_shape, block[-1].out_bits
+            continue
         lane = (folding or {}).get(name, (pe, simd))
         layer = _random_layer(item, name, shape, bits, a_bits, lane, (keep, keep_tiles), last, rng, x)
         layers.append(layer)
@@ -111,6 +127,56 @@ def random_network(spec: str, input_shape: tuple[int, int, int] = (1, 8, 8), pe:
     meta = {"spec": spec, "seed": seed, "keep": keep} | ({} if keep_tiles is None else {"keep_tiles": keep_tiles})
     return check_network(Network(name=f"random-{seed}", input_shape=tuple(input_shape), a_bits=a_bits,
                                  layers=tuple(layers), meta=meta))
+
+
+def _residual(item: LayerSpec, name: str, source: str, shape: tuple[int, int, int], bits: int, a_bits: int,
+              folding: dict[str, tuple[int, int]], lane: tuple[int, int], keep: tuple[float, int | None],
+              rng: np.random.Generator, x: np.ndarray) -> list[Layer]:
+    """A residual block reading ``source``: main branch ``<name>a`` (ReLU) → ``<name>b`` (signed), skip
+    ``source`` itself or ``<name>p`` (a signed 1×1 conv), then the add ``<name>``."""
+    channels, stride = item.channels, item.stride
+    main_a = LayerSpec("conv", channels, 3, stride, 1)
+    first = _random_layer(main_a, f"{name}a", shape, bits, a_bits, folding.get(f"{name}a", lane), keep, False, rng, x,
+                          inputs=(source,))
+    y = golden.run_layer(first, x)
+    second = _random_layer(LayerSpec("conv", channels, 3, 1, 1), f"{name}b", first.out_shape, a_bits, a_bits,
+                           folding.get(f"{name}b", lane), keep, False, rng, y, signed=True, inputs=(first.name,))
+    block: list[Layer] = [first, second]
+    if stride == 1 and channels == shape[0]:
+        if first.c_in_pad != channels:
+            raise PyflowError(f"network spec: {item.kind}{channels} at SIMD {first.simd}: the identity skip and "
+                              f"{first.name} read one buffer, so SIMD must divide the {channels} channels")
+        skip, skip_x, skip_signed = source, x, False
+    else:
+        projection = _random_layer(LayerSpec("conv", channels, 1, stride, 0), f"{name}p", shape, bits, a_bits,
+                                   folding.get(f"{name}p", lane), keep, False, rng, x, signed=True, inputs=(source,))
+        if projection.c_in_pad != first.c_in_pad:
+            raise PyflowError(f"network spec: {projection.name} and {first.name} read one buffer, so they need "
+                              "the same SIMD padding")
+        block.append(projection)
+        skip, skip_x, skip_signed = projection.name, golden.run_layer(projection, x), True
+    a = golden.run_layer(second, y)
+    block.append(_random_add(name, second.name, skip, second.out_shape, a_bits, skip_signed, a, skip_x, rng))
+    return block
+
+
+def _random_add(name: str, a_name: str, b_name: str, shape: tuple[int, int, int], a_bits: int, b_signed: bool,
+                a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> AddLayer:
+    """An add whose output spreads over [0, 2^a_bits): random positive multipliers, c centring the batch."""
+    shift = 10
+    m_a, m_b = (int(round(rng.uniform(0.3, 0.7) * (1 << shift))) for _ in range(2))
+    total = a * m_a + b * m_b
+    c = int(round((1 << (a_bits - 1)) * (1 << shift) - total.mean())) + (1 << shift >> 1)
+    return AddLayer(name, shape, a_bits, (a_name, b_name), a_signed=True, b_signed=b_signed, m_a=m_a, m_b=m_b, c=c,
+                    shift=shift, out_bits=a_bits)
+
+
+def _run_block(block: list[Layer], source: str, x: np.ndarray) -> np.ndarray:
+    """The block's add output on ``x``, the output of ``source`` (every layer of a block names its inputs)."""
+    values = {source: x}
+    for layer in block:
+        values[layer.name] = golden.run_layer(layer, *(values[name] for name in layer.inputs))
+    return values[block[-1].name]
 
 
 def _check_args(input_shape: tuple[int, int, int], pe: int, simd: int, seed: int,
@@ -126,7 +192,7 @@ def _check_args(input_shape: tuple[int, int, int], pe: int, simd: int, seed: int
 
 def _random_layer(item: LayerSpec, name: str, shape: tuple[int, int, int], bits: int, a_bits: int,
                   lane: tuple[int, int], keep: tuple[float, int | None], last: bool, rng: np.random.Generator,
-                  x: np.ndarray) -> Layer:
+                  x: np.ndarray, signed: bool = False, inputs: tuple[str, ...] = ()) -> Layer:
     if item.kind == "flatten":
         return FlattenLayer(name, shape, bits)
     if item.kind == "maxpool":
@@ -139,7 +205,7 @@ def _random_layer(item: LayerSpec, name: str, shape: tuple[int, int, int], bits:
     pe, simd = lane
     kernel = item.kernel if item.kind == "conv" else 1
     layer = _matrix(name, item, shape, bits, a_bits, pe, simd, kernel, keep, last, rng)
-    return _calibrate(layer, golden.accumulate(layer, x), a_bits, rng)
+    return _calibrate(_replace(layer, signed=signed, inputs=inputs), golden.accumulate(layer, x), a_bits, rng)
 
 
 def _matrix(name: str, item: LayerSpec, shape: tuple[int, int, int], bits: int, a_bits: int, pe: int,
@@ -175,7 +241,8 @@ def _calibrate(layer: MatrixLayer, acc: np.ndarray, a_bits: int, rng: np.random.
     gain = (1 << a_bits) / (3.0 * spread) * rng.uniform(0.7, 1.3, size=channels)  # ±1.5σ spans the range
     shift = max(0, min(24, (M_BITS - 2) - int(np.ceil(np.log2(gain.max())))))
     m = np.maximum(1, np.round(gain * (1 << shift))).astype(np.int64) * sign
-    b = np.round(((1 << (a_bits - 1)) - m / (1 << shift) * centre) * (1 << shift)).astype(np.int64)
+    middle = 0 if layer.signed else 1 << (a_bits - 1)  # a signed activation centres on zero
+    b = np.round((middle - m / (1 << shift) * centre) * (1 << shift)).astype(np.int64)
     return _replace(layer, m=m, b=b + (1 << shift >> 1), shift=shift)
 
 

@@ -1,8 +1,9 @@
 `timescale 1ns / 1ps
-// Ping-pong feature-map buffer between two layers: two banks (images) of elements of BITS bits.
+// Feature-map buffer between two layers: BANKS banks (images) of elements of BITS bits, used in turn.
 // The producer fills bank wr_bank (WR_LANES masked consecutive elements per cycle from wr_base) and
 // pulses wr_done; the consumer reads RD_LANES consecutive elements from rd_base of bank rd_bank and
-// pulses rd_done. So layer i writes image n while layer i+1 reads image n-1. With REG_READ the read is
+// pulses rd_done. With two banks (ping-pong) layer i writes image n while layer i+1 reads image n-1; the
+// skip buffer in front of a residual add has more (pyflow.hw.cycles.bank_plan). With REG_READ the read is
 // registered (rd_data one cycle after rd_base: block RAM can hold the lanes); without, combinational.
 //
 // Storage is lane-interleaved: element e lives in lane memory e mod L at row e / L, L = 2^LB >= both
@@ -18,7 +19,9 @@ module pf_fmap_buf #(
     parameter RW = 6,  // row address width: rows of one image, max(1, clog2(ceil(elements / 2^LB)))
     parameter WR_AB = 0,  // every wr_base is a multiple of 2^WR_AB (<= LB): the write rotator only
     parameter RD_AB = 0,  // turns by those steps; likewise rd_base and 2^RD_AB
-    parameter REG_READ = 1
+    parameter REG_READ = 1,
+    parameter BANKS = 2,
+    parameter BB = 1  // bank-number bits, 2^BB >= BANKS
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -37,25 +40,28 @@ module pf_fmap_buf #(
 );
     localparam L = 1 << LB;
 
-    reg [1:0] full;
-    reg wr_bank, rd_bank;
+    localparam [31:0] LAST_BANK32 = BANKS - 1;
+    localparam [BB-1:0] LAST_BANK = LAST_BANK32[BB-1:0];
+
+    reg [BANKS-1:0] full;
+    reg [BB-1:0] wr_bank, rd_bank;
 
     assign wr_free = !full[wr_bank];
     assign rd_full = full[rd_bank];
 
     always @(posedge clk) begin
         if (rst) begin
-            full <= 2'b00;
-            wr_bank <= 1'b0;
-            rd_bank <= 1'b0;
+            full <= {BANKS{1'b0}};
+            wr_bank <= {BB{1'b0}};
+            rd_bank <= {BB{1'b0}};
         end else begin
             if (wr_done) begin
                 full[wr_bank] <= 1'b1;
-                wr_bank <= !wr_bank;
+                wr_bank <= (wr_bank == LAST_BANK) ? {BB{1'b0}} : wr_bank + 1'b1;
             end
             if (rd_done) begin
                 full[rd_bank] <= 1'b0;
-                rd_bank <= !rd_bank;
+                rd_bank <= (rd_bank == LAST_BANK) ? {BB{1'b0}} : rd_bank + 1'b1;
             end
         end
     end
@@ -87,7 +93,7 @@ module pf_fmap_buf #(
     genvar k;
     generate
         for (k = 0; k < L; k = k + 1) begin : g_lane
-            reg [BITS-1:0] mem [0:(2<<RW)-1];
+            reg [BITS-1:0] mem [0:(BANKS<<RW)-1];
             // write: lane memory k takes input lane (k - offset) mod L
             wire [31:0] w_lane = (k - wr_off) & (L - 1);
             wire [IW-1:0] wi = w_lane[IW-1:0];

@@ -1,7 +1,8 @@
 `timescale 1ns / 1ps
-// Requantizer, LANES in parallel, 2 cycles: y = clamp((acc*m + b) >>> SHIFT, 0, 2^OUT_BITS - 1), or
-// for the output layer (IS_OUTPUT = 1) y = acc*m + b as OUT_BITS-bit two's complement. The acc*m
-// multiply lives here, outside the PE array (one per lane, once per output fold).
+// Requantizer, LANES in parallel, 2 cycles: y = clamp((acc*m + b) >>> SHIFT, 0, 2^OUT_BITS - 1); with
+// SIGNED = 1 (a residual branch's end, read by an add) the clamp is to [-2^(OUT_BITS-1), 2^(OUT_BITS-1) - 1]
+// in two's complement; for the output layer (IS_OUTPUT = 1) y = acc*m + b as OUT_BITS-bit two's
+// complement. The acc*m multiply lives here, outside the PE array (one per lane, once per output fold).
 module pf_requant #(
     parameter LANES = 1,
     parameter ACC_BITS = 16,  // signed accumulator
@@ -9,7 +10,8 @@ module pf_requant #(
     parameter RQ_W = 34,      // signed width holding acc*m + b
     parameter SHIFT = 0,
     parameter OUT_BITS = 8,
-    parameter IS_OUTPUT = 0
+    parameter IS_OUTPUT = 0,
+    parameter SIGNED = 0
 ) (
     input  wire                      clk,
     input  wire [LANES*ACC_BITS-1:0] acc,
@@ -18,6 +20,8 @@ module pf_requant #(
     output wire [LANES*OUT_BITS-1:0] y
 );
     localparam [RQ_W-1:0] TOP = {{(RQ_W-OUT_BITS){1'b0}}, {OUT_BITS{1'b1}}};
+    localparam [RQ_W-1:0] S_TOP = {{(RQ_W-OUT_BITS+1){1'b0}}, {(OUT_BITS-1){1'b1}}};  // 2^(OUT_BITS-1) - 1
+    localparam [RQ_W-1:0] S_BOTTOM = ~S_TOP;  // -2^(OUT_BITS-1)
 
     genvar l;
     generate
@@ -37,6 +41,11 @@ module pf_requant #(
             if (IS_OUTPUT != 0) begin : g_logit
                 always @(posedge clk) result <= total[OUT_BITS-1:0];
                 wire unused_high = &{1'b0, total[RQ_W-1:OUT_BITS], 1'b0};
+            end else if (SIGNED != 0) begin : g_signed
+                wire signed [RQ_W-1:0] shifted = total >>> SHIFT;
+                always @(posedge clk)
+                    result <= (shifted < $signed(S_BOTTOM)) ? S_BOTTOM[OUT_BITS-1:0] :
+                              (shifted > $signed(S_TOP)) ? S_TOP[OUT_BITS-1:0] : shifted[OUT_BITS-1:0];
             end else begin : g_clamp
                 wire signed [RQ_W-1:0] shifted = total >>> SHIFT;
                 always @(posedge clk)

@@ -117,6 +117,29 @@ def test_planted_bug_is_caught_and_shrunk(tmp_path):
 PLANTED_SEED, PLANTED_COUNT, SHRINK_BUDGET = 10, 1, 15  # case 10: conv6k5s3p2 linear3 on 4x3x3
 
 
+RESIDUAL_SEED, RESIDUAL_FAST, RESIDUAL_SLOW = 0, 3, 24
+
+
+def test_residual_generator_covers_its_families():
+    found = set().union(*map(fuzz.residual_families, fuzz.cases(RESIDUAL_SLOW, RESIDUAL_SEED, residual=True)))
+    assert found == set(fuzz.RESIDUAL_FAMILIES)
+    assert all(not case.network().is_chain for case in fuzz.cases(RESIDUAL_SLOW, RESIDUAL_SEED, residual=True))
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("index", range(RESIDUAL_FAST))
+def test_fuzz_residual_fixed_seed(index, tmp_path):
+    _check(fuzz.generate_residual_case(RESIDUAL_SEED + index), tmp_path)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(RESIDUAL_FAST, RESIDUAL_SLOW))
+def test_fuzz_residual_every_view(index, tmp_path):
+    """With the fast three: 24 random residual networks, golden == C-sim == Icarus == Verilator."""
+    _check(fuzz.generate_residual_case(RESIDUAL_SEED + index), tmp_path)
+
+
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(300))

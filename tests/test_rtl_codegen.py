@@ -15,7 +15,8 @@ from pyflow.cli import main
 from pyflow.codegen.rtl import generate
 from pyflow.errors import PyflowError
 from pyflow.hw.cycles import dense_cycles, modelled_cycles
-from pyflow.hw.sizing import IDX_FIELD_BITS, alignment_bits, lane_banks, pe_latency, rq_bits, tree_latency
+from pyflow.hw.engines import pe_latency, tree_latency
+from pyflow.hw.sizing import IDX_FIELD_BITS, alignment_bits, lane_banks, rq_bits
 from pyflow.ir import M_BITS, load, save
 from pyflow.ir.model import MatrixLayer
 from pyflow.random_ir import random_network

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pyflow.artifacts import project_root
-from pyflow.hw.sizing import lane_banks, tree_latency
+from pyflow.hw.engines import tree_latency
+from pyflow.hw.sizing import lane_banks
 
 LIBRARY = project_root() / "rtl_templates"
 BENCHES = project_root() / "rtl_tests"

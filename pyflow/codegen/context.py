@@ -12,16 +12,17 @@ from typing import Any
 
 import jinja2
 
-from pyflow.ir.model import FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
+from pyflow.ir.model import AddLayer, FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
 from pyflow.ir.packing import word_values
 
 
-def layer_context(layer: Layer, index: int) -> dict[str, Any]:
-    """Everything a template needs about one layer, as plain Python values."""
+def layer_context(layer: Layer, index: int, inputs: tuple[str, ...]) -> dict[str, Any]:
+    """Everything a template needs about one layer, as plain Python values; ``inputs`` are the names it reads
+    (``Network.inputs_of``)."""
     c_in, h_in, w_in = layer.in_shape
     c_out, h_out, w_out = layer.out_shape
     context: dict[str, Any] = {
-        "index": index, "name": layer.name, "ident": f"l{index}_{layer.name}",
+        "index": index, "name": layer.name, "ident": f"l{index}_{layer.name}", "inputs": list(inputs),
         "c_in": c_in, "h_in": h_in, "w_in": w_in, "c_out": c_out, "h_out": h_out, "w_out": w_out,
         "in_bits": layer.in_bits, "out_bits": layer.out_bits,
     }
@@ -32,6 +33,9 @@ def layer_context(layer: Layer, index: int) -> dict[str, Any]:
                        b=layer.b, shift=layer.shift, sum_bits=layer.sum_bits)
     elif isinstance(layer, FlattenLayer):
         context.update(kind="flatten")
+    elif isinstance(layer, AddLayer):
+        context.update(kind="add", a_signed=layer.a_signed, b_signed=layer.b_signed, m_a=layer.m_a, m_b=layer.m_b,
+                       c=layer.c, shift=layer.shift, sum_bits=layer.sum_bits)
     return context
 
 
@@ -42,7 +46,7 @@ def _matrix_context(layer: MatrixLayer) -> dict[str, Any]:
         "pe": layer.pe, "simd": layer.simd, "chunks": layer.chunks, "c_in_pad": layer.c_in_pad,
         "m_pad": layer.m_pad, "out_folds": layer.out_folds, "col_folds": layer.col_folds,
         "tiles_total": layer.tiles_total, "n_kept": layer.n_kept, "word_bits": layer.word_bits,
-        "acc_bits": layer.acc_bits, "shift": layer.shift, "is_output": layer.is_output,
+        "acc_bits": layer.acc_bits, "shift": layer.shift, "is_output": layer.is_output, "signed": layer.signed,
         "m": [int(v) for v in layer.m] + [0] * pad,  # padded to m_pad: padded lanes output b = 0
         "b": [int(v) for v in layer.b] + [0] * pad,
         "words": word_values(layer),  # one integer per kept tile (pyflow.ir.packing)
@@ -56,7 +60,8 @@ def network_context(network: Network) -> dict[str, Any]:
     return {
         "name": network.name, "c_in": c, "h_in": h, "w_in": w, "input_bits": network.input_bits,
         "a_bits": network.a_bits, "num_classes": network.num_classes,
-        "layers": [layer_context(layer, index) for index, layer in enumerate(network.layers)],
+        "layers": [layer_context(layer, index, network.inputs_of(layer))
+                   for index, layer in enumerate(network.layers)],
     }
 
 

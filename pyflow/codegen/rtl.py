@@ -21,6 +21,7 @@ from pyflow.artifacts import SIZING_FILE, project_root, write_json
 from pyflow.codegen.context import environment
 from pyflow.errors import PyflowError
 from pyflow.hw import cycles
+from pyflow.hw.engines import add_lanes, engines, readers
 from pyflow.hw.sizing import (
     COUNTER_BITS,
     IDX_FIELD_BITS,
@@ -28,18 +29,19 @@ from pyflow.hw.sizing import (
     EngineSizing,
     NetworkSizing,
     addr_bits,
-    engines,
+    clog2,
     network_sizing,
 )
 from pyflow.ir.io import save
-from pyflow.ir.model import M_BITS, MatrixLayer, Network, PoolLayer
+from pyflow.ir.model import INPUT, M_BITS, AddLayer, MatrixLayer, Network, PoolLayer
 from pyflow.ir.packing import word_values
 from pyflow.util import atomic_folder
 
 TOP = "pyflow_top"
 SOURCE_DIR = "verilog"
 LIBRARY = ("pf_adder_tree.v", "pf_pe_lanes.v", "pf_requant.v", "pf_fmap_buf.v", "pf_matrix_layer.v",
-           "pf_pool_layer.v", "pf_stream_in.v", "pf_stream_out.v")
+           "pf_pool_layer.v", "pf_add_layer.v", "pf_stream_in.v", "pf_stream_out.v")
+WRITE_PORTS = ("wr_en", "wr_base", "wr_mask", "wr_data", "wr_done")
 BUFFER_PORTS = ("wr_free", "wr_en", "wr_base", "wr_mask", "wr_data", "wr_done", "rd_full", "rd_base", "rd_data",
                 "rd_done")
 # Declaration order of a buffer's wires: handshakes, addresses, then data.
@@ -66,7 +68,7 @@ def _literal(value: int, bits: int) -> str:
     return f"{'-' if value < 0 else ''}{bits}'sd{abs(value)}"
 
 
-def ident(network: Network, layer: MatrixLayer | PoolLayer) -> str:
+def ident(network: Network, layer: MatrixLayer | PoolLayer | AddLayer) -> str:
     """The instance / ROM-file stem of a layer: its position in the IR and its name."""
     return f"l{network.layers.index(layer)}_{layer.name}"
 
@@ -94,6 +96,8 @@ def _buffer_instance(prefix: str, name: str, comment: str, buffer: BufferSizing,
               "LB": buffer.lb, "RW": buffer.rw, "WR_AB": buffer.wr_ab, "RD_AB": buffer.rd_ab}
     if not buffer.registered:  # the module's default is a registered read; Yosys names a module by the
         params["REG_READ"] = 0  # parameters given, and its results move a little with those names
+    if buffer.banks != 2:  # likewise the default ping-pong pair
+        params.update(BANKS=buffer.banks, BB=max(1, clog2(buffer.banks)))
     ports = {"clk": "clk", "rst": "rst", **{port: f"{prefix}_{port}" for port in BUFFER_PORTS}}
     return _instance("pf_fmap_buf", name, comment, params, ports, _buffer_wires(prefix, buffer, fixed, order))
 
@@ -106,7 +110,8 @@ def _matrix_params(network: Network, layer: MatrixLayer, sized: EngineSizing) ->
             "STRIDE": layer.stride, "PAD": layer.padding, "PE": layer.pe, "SIMD": layer.simd,
             "IN_BITS": layer.in_bits, "OUT_BITS": layer.out_bits, "ACC_BITS": layer.acc_bits, "SUM_W": sized.sum_w,
             "PE_LAT": sized.pe_lat, "M_BITS": M_BITS, "RQ_W": sized.rq_w, "SHIFT": layer.shift,
-            "IS_OUTPUT": int(layer.is_output), "OUT_FOLDS": layer.out_folds, "PW": sized.pw,
+            "IS_OUTPUT": int(layer.is_output), **({"SIGNED": 1} if layer.signed else {}),
+            "OUT_FOLDS": layer.out_folds, "PW": sized.pw,
             "OUT_CHANNELS": layer.out_channels, "OUT_STRIDE": sized.out_stride, "ROM_DEPTH": sized.rom_depth,
             "TW": sized.tw, "IN_AW": sized.in_buffer.aw, "OUT_AW": sized.out_aw, "MEM_DIR": "MEM_DIR",
             **{key: f'"{stem}_{suffix}.mem"' for key, suffix in
@@ -123,49 +128,108 @@ def _pool_params(layer: PoolLayer, sized: EngineSizing) -> dict[str, Any]:
             "OUT_AW": sized.out_aw}
 
 
-def _engine_instance(network: Network, layer: MatrixLayer | PoolLayer, sized: EngineSizing, out: str
-                     ) -> dict[str, Any]:
-    source, low = f"b{sized.position}", COUNTER_BITS * sized.position
+def _add_params(layer: AddLayer, sized: EngineSizing) -> dict[str, Any]:
+    c, h, w = layer.in_shape
+    return {"C": c, "PIXELS": h * w, "LANES": add_lanes(layer), "BITS": layer.in_bits,
+            "A_SIGNED": int(layer.a_signed), "B_SIGNED": int(layer.b_signed), "M_BITS": M_BITS, "SUM_W": sized.rq_w,
+            "M_A": _literal(layer.m_a, M_BITS), "M_B": _literal(layer.m_b, M_BITS), "CC": _literal(layer.c, sized.rq_w),
+            "SHIFT": layer.shift, "OUT_STRIDE": sized.out_stride, "IN_AW": sized.in_buffer.aw, "OUT_AW": sized.out_aw}
+
+
+def buffer_name(sized: EngineSizing, slot: int) -> str:
+    """The wire prefix of an engine's input buffer: ``b<position>``, ``b<position>_<slot>`` for an add's second."""
+    return f"b{sized.position}" if slot == 0 else f"b{sized.position}_{slot}"
+
+
+def destinations(network: Network, sizing: NetworkSizing, source: str) -> list[str]:
+    """The buffers ``source`` (an engine or INPUT) writes each image into: one per reader (a fork: several),
+    in declaration order; the last engine writes the logit buffer."""
+    found = [buffer_name(sizing.engine(consumer.name), slot) for consumer, slot in readers(network, source)]
+    return found or ["lg"]
+
+
+def _write_ports(network: Network, sizing: NetworkSizing, source: str) -> dict[str, str]:
+    """The write side of ``source``: it drives the first destination's wires (the others copy them) and
+    waits until every destination has a free bank."""
+    targets = destinations(network, sizing, source)
+    return {"out_free": " & ".join(f"{t}_wr_free" for t in targets),
+            **{port: f"{targets[0]}_{port}" for port in WRITE_PORTS}}
+
+
+def _engine_instance(network: Network, layer: MatrixLayer | PoolLayer | AddLayer, sized: EngineSizing,
+                     sizing: NetworkSizing) -> dict[str, Any]:
+    low = COUNTER_BITS * sized.position
     counter = f"[{low + COUNTER_BITS - 1}:{low}]"
-    ports = {"clk": "clk", "rst": "rst", "in_full": f"{source}_rd_full", "rd_base": f"{source}_rd_base",
-             "rd_data": f"{source}_rd_data", "in_done": f"{source}_rd_done", "out_free": f"{out}_wr_free",
-             "wr_en": f"{out}_wr_en", "wr_base": f"{out}_wr_base", "wr_mask": f"{out}_wr_mask",
-             "wr_data": f"{out}_wr_data", "out_done": f"{out}_wr_done", "cycles": f"layer_cycles{counter}",
-             "busy": f"layer_busy{counter}"}
-    comment = f"layer {sized.position}: {layer.name} ({layer.kind})"
+    write = _write_ports(network, sizing, layer.name)
+    ports = {"clk": "clk", "rst": "rst"}
+    if isinstance(layer, AddLayer):
+        a, b = buffer_name(sized, 0), buffer_name(sized, 1)
+        ports |= {"a_full": f"{a}_rd_full", "b_full": f"{b}_rd_full", "rd_base": f"{a}_rd_base",
+                  "a_data": f"{a}_rd_data", "b_data": f"{b}_rd_data", "in_done": f"{a}_rd_done"}
+    else:
+        source = buffer_name(sized, 0)
+        ports |= {"in_full": f"{source}_rd_full", "rd_base": f"{source}_rd_base", "rd_data": f"{source}_rd_data",
+                  "in_done": f"{source}_rd_done"}
+    ports |= {"out_free": write["out_free"], "wr_en": write["wr_en"], "wr_base": write["wr_base"],
+              "wr_mask": write["wr_mask"], "wr_data": write["wr_data"], "out_done": write["wr_done"],
+              "cycles": f"layer_cycles{counter}", "busy": f"layer_busy{counter}"}
+    comment = f"layer {sized.position}: {layer.name} ({getattr(layer, 'kind', 'add')})"
     if isinstance(layer, MatrixLayer):
         return _instance("pf_matrix_layer", f"u_{ident(network, layer)}", comment,
                          _matrix_params(network, layer, sized), ports)
+    if isinstance(layer, AddLayer):
+        return _instance("pf_add_layer", f"u_{ident(network, layer)}", comment, _add_params(layer, sized), ports)
     return _instance("pf_pool_layer", f"u_{ident(network, layer)}", comment, _pool_params(layer, sized), ports)
+
+
+def _copied_writes(network: Network, sizing: NetworkSizing) -> dict[str, dict[str, str]]:
+    """For every buffer after the first of a fork: its write wires, tied to the first destination's."""
+    copies = {}
+    for source in [INPUT, *(layer.name for layer in engines(network))]:
+        first, *others = destinations(network, sizing, source)
+        for target in others:
+            copies[target] = {port: f"{first}_{port}" for port in WRITE_PORTS}
+    return copies
 
 
 def top_context(network: Network, sizing: NetworkSizing) -> dict[str, Any]:
     """The top as plain data: its ports' widths and its configured instances (with their wires), in file order."""
     hardware = engines(network)
-    first, logits = sizing.engines[0].in_buffer, sizing.logits
+    logits = sizing.logits
     c, h, w = network.input_shape
+    copies = _copied_writes(network, sizing)
     instances = []
     for layer, sized in zip(hardware, sizing.engines, strict=True):
-        # the input stream writes one element per beat: buffer 0's write mask is constant
-        instances.append(_buffer_instance(f"b{sized.position}", f"u_buf{sized.position}",
-                                          f"buffer {sized.position}: input of {layer.name} ({sized.in_buffer.depth}"
-                                          f" x {sized.in_buffer.bits}-bit elements per bank)", sized.in_buffer,
-                                          {"wr_mask": "1'b1"} if sized.position == 0 else None))
+        for slot, buffer in enumerate(sized.in_buffers):
+            name = buffer_name(sized, slot)
+            fixed = dict(copies.get(name, {}))
+            if buffer.source == INPUT and name not in copies:  # the input stream writes one element per beat
+                fixed["wr_mask"] = "1'b1"
+            if slot:  # an add reads both its buffers at one address and frees them together
+                fixed |= {port: f"{buffer_name(sized, 0)}_{port}" for port in ("rd_base", "rd_done")}
+            banks = f", {buffer.banks} banks: {buffer.banks_why}" if buffer.banks != 2 else ""
+            instances.append(_buffer_instance(
+                name, f"u_buf{name[1:]}", f"buffer {name[1:]}: input {slot} of {layer.name}, from {buffer.source} "
+                f"({buffer.depth} x {buffer.bits}-bit elements per bank{banks})", buffer, fixed))
     instances.append(_buffer_instance("lg", "u_buf_logits", f"logit buffer ({logits.depth} x {logits.bits}-bit "
                                       "per bank)", logits, order=LOGIT_WIRES))
+    stream = _write_ports(network, sizing, INPUT)
+    first_input = destinations(network, sizing, INPUT)[0]
+    consumer, slot = readers(network, INPUT)[0]
     instances.append(_instance(
-        "pf_stream_in", "u_in", "input stream -> buffer 0",
-        {"C": c, "H": h, "W": w, "C_PAD": sizing.input_stride, "BITS": sizing.input_bits, "AW": first.aw},
+        "pf_stream_in", "u_in", f"input stream -> {', '.join(destinations(network, sizing, INPUT))}",
+        {"C": c, "H": h, "W": w, "C_PAD": sizing.input_stride, "BITS": sizing.input_bits,
+         "AW": sizing.engine(consumer.name).in_buffers[slot].aw},
         {"clk": "clk", "rst": "rst", "in_valid": "in_valid", "in_ready": "in_ready", "in_data": "in_data",
-         **{port: f"b0_{port}" for port in ("wr_free", "wr_en", "wr_base", "wr_data", "wr_done")}}))
+         "wr_free": stream["out_free"], **{port: f"{first_input}_{port}" for port in ("wr_en", "wr_base", "wr_data",
+                                                                                      "wr_done")}}))
     instances.append(_instance(
         "pf_stream_out", "u_out", "logit buffer -> output stream",
         {"N": logits.depth, "BITS": logits.bits, "AW": logits.aw},
         {"clk": "clk", "rst": "rst", **{port: f"lg_{port}" for port in ("rd_full", "rd_base", "rd_data", "rd_done")},
          "out_valid": "out_valid", "out_ready": "out_ready", "out_data": "out_data", "out_last": "out_last"}))
     for layer, sized in zip(hardware, sizing.engines, strict=True):
-        out = "lg" if sized is sizing.engines[-1] else f"b{sized.position + 1}"
-        instances.append(_engine_instance(network, layer, sized, out))
+        instances.append(_engine_instance(network, layer, sized, sizing))
     return {"top": TOP, "name": network.name, "c_in": c, "h_in": h, "w_in": w, "logits": logits.depth,
             "in_range": _range(sizing.input_bits), "out_range": _range(sizing.logit_bits),
             "counter_bits": COUNTER_BITS, "counters_range": _range(COUNTER_BITS * len(hardware)),

@@ -9,8 +9,10 @@ It follows the structure of the hand-written modules, from the sizing the RTL ge
   ``acc·m`` and ``b`` registered at ``RQ_W`` bits);
 * the ROMs: tile words (``n_kept + 1`` × ``2·PE·SIMD``), decoded index (``n_kept + 1`` × 48), row
   pointers and requant parameters (``out_folds + 1`` rows) — BRAM when large, LUT ROM when small;
-* ``pf_fmap_buf``: ``2^LB`` lane memories of two image banks each — block RAM when large, else LUT RAM
-  (RAM32M: 32 rows × 6 bits in 4 LUTs) — and two rotators that turn only by the accesses' alignment steps;
+* ``pf_fmap_buf``: ``2^LB`` lane memories of ``banks`` image banks each (two, more for a skip) — block
+  RAM when large, else LUT RAM (RAM32M: 32 rows × 6 bits in 4 LUTs) — and two rotators that turn only by
+  the accesses' alignment steps;
+* ``pf_add_layer``: per lane two constant multipliers (DSP48) and a sum, shift and clamp;
 * per engine a fixed control cost (walker counters, the 32-bit cycle/busy counters, handshakes).
 
 Yosys measures the real netlist (``yosys.json``); the report prints the two side by side.
@@ -22,8 +24,9 @@ import math
 from dataclasses import dataclass
 
 from pyflow.boards import Board
-from pyflow.hw.sizing import IDX_ENTRY_BITS, BufferSizing, EngineSizing, NetworkSizing, clog2, engines, tree_width
-from pyflow.ir.model import M_BITS, MatrixLayer, Network, PoolLayer
+from pyflow.hw.engines import add_lanes, engines
+from pyflow.hw.sizing import IDX_ENTRY_BITS, BufferSizing, EngineSizing, NetworkSizing, clog2, tree_width
+from pyflow.ir.model import M_BITS, AddLayer, MatrixLayer, Network, PoolLayer
 
 BRAM36_BITS = 36 * 1024
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
@@ -31,6 +34,7 @@ ROM_IN_LUTS_MAX_BITS = 4096  # smaller ROMs become LUT logic (64 bits per LUT6)
 PE_ARRAY_SHARE = 0.6  # share of the board's LUTs the folding may give to PE lanes
 MATRIX_CONTROL = (300, 400)  # (LUT, FF) of the walker, counters and handshakes of one matrix engine
 POOL_CONTROL = (60, 270)
+ADD_CONTROL = (60, 300)
 STREAM_PORTS = (130, 100)  # pf_stream_in + pf_stream_out
 LUTRAM_ROWS, LUTRAM_BITS, LUTRAM_LUTS = 32, 6, 4  # RAM32M: 32 rows x 6 bits, one write + one read port
 BUF_CONTROL = (40, 4)  # bank flags and offsets of one pf_fmap_buf
@@ -127,11 +131,19 @@ def pool_estimate(layer: PoolLayer, sizing: EngineSizing) -> Estimate:
     return Estimate(lut, ff, 0.0, channels * dsp_for(layer.sum_bits, M_BITS))
 
 
+def add_estimate(layer: AddLayer, sizing: EngineSizing) -> Estimate:
+    """One pf_add_layer: per lane two products, their sum with the constant, the shift and the clamp."""
+    lanes, bits = add_lanes(layer), layer.in_bits
+    lut = lanes * (2 * sizing.rq_w + bits) + ADD_CONTROL[0]
+    ff = lanes * (2 * sizing.rq_w + bits) + ADD_CONTROL[1]
+    return Estimate(lut, ff, 0.0, 2 * lanes * dsp_for(bits + 1, M_BITS))
+
+
 def buffer_estimate(buffer: BufferSizing) -> Estimate:
-    """A pf_fmap_buf: per lane memory two banks of ``2^RW`` rows — block RAM when registered and at least
-    ``ROM_IN_LUTS_MAX_BITS`` bits, else LUT RAM — and a row adder; the rotators are ``2^(LB − AB)``:1
+    """A pf_fmap_buf: per lane memory ``banks`` banks of ``2^RW`` rows — block RAM when registered and at
+    least ``ROM_IN_LUTS_MAX_BITS`` bits, else LUT RAM — and a row adder; the rotators are ``2^(LB − AB)``:1
     multiplexers, a LUT6 per 4:1."""
-    lanes, rows, bits = 1 << buffer.lb, 2 << buffer.rw, buffer.bits
+    lanes, rows, bits = 1 << buffer.lb, buffer.banks << buffer.rw, buffer.bits
     if buffer.registered and rows * bits >= ROM_IN_LUTS_MAX_BITS:
         memory = Estimate(0, lanes * bits, lanes * bram36_for(rows, bits), 0)
     else:
@@ -144,12 +156,17 @@ def buffer_estimate(buffer: BufferSizing) -> Estimate:
 
 
 def engine_estimates(network: Network, sizing: NetworkSizing) -> dict[str, Estimate]:
-    """Per engine (flatten has none): its core plus its input buffer; the logit buffer and the stream
+    """Per engine (flatten has none): its core plus its input buffers; the logit buffer and the stream
     ports go to the last engine."""
     out = {}
     for layer, sized in zip(engines(network), sizing.engines, strict=True):
-        core = matrix_estimate(layer, sized) if isinstance(layer, MatrixLayer) else pool_estimate(layer, sized)
-        out[layer.name] = core + buffer_estimate(sized.in_buffer)
+        if isinstance(layer, MatrixLayer):
+            core = matrix_estimate(layer, sized)
+        elif isinstance(layer, AddLayer):
+            core = add_estimate(layer, sized)
+        else:
+            core = pool_estimate(layer, sized)
+        out[layer.name] = sum((buffer_estimate(buffer) for buffer in sized.in_buffers), core)
     last = sizing.engines[-1].name
     out[last] = out[last] + buffer_estimate(sizing.logits) + Estimate(*STREAM_PORTS, 0.0, 0)
     return out

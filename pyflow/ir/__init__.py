@@ -9,9 +9,11 @@ An IR is a file users exchange: every field is checked when a layer or network i
 from pyflow.ir.check import check_network
 from pyflow.ir.io import load, save
 from pyflow.ir.model import (
+    INPUT,
     LOGIT_BITS,
     M_BITS,
     SCHEMA_VERSION,
+    AddLayer,
     FlattenLayer,
     Layer,
     MatrixLayer,
@@ -21,6 +23,7 @@ from pyflow.ir.model import (
 )
 
 __all__ = [
-    "LOGIT_BITS", "M_BITS", "SCHEMA_VERSION", "FlattenLayer", "Layer", "MatrixLayer", "Network", "PoolLayer",
+    "INPUT", "LOGIT_BITS", "M_BITS", "SCHEMA_VERSION", "AddLayer", "FlattenLayer", "Layer", "MatrixLayer", "Network",
+    "PoolLayer",
     "accumulator_bits", "check_network", "load", "save",
 ]

@@ -8,16 +8,19 @@ from pyflow.errors import PyflowError
 from pyflow.ir.fields import FieldError
 from pyflow.ir.model import (
     CODE_INVALID,
+    INPUT,
     LOGIT_BITS,
     M_BITS,
     M_MAX,
     M_MIN,
     MAX_SHIFT,
+    AddLayer,
     FlattenLayer,
     MatrixLayer,
     Network,
     PoolLayer,
     accumulator_bits,
+    signed_output,
 )
 from pyflow.ir.packing import layer_matrix, words_to_codes
 
@@ -26,28 +29,62 @@ def check_network(network: Network) -> Network:
     """Raise a one-line :class:`PyflowError` on the first broken guarantee; return the network."""
     if not network.layers:
         raise PyflowError(f"network {network.name!r} has no layers")
-    shape, bits = network.input_shape, network.input_bits
-    names = set()
+    outputs = {INPUT: (network.input_shape, network.input_bits)}
     for position, layer in enumerate(network.layers):
-        if layer.name in names:
+        if layer.name in outputs:
             raise PyflowError(f"layer {layer.name!r}: name: used twice")
-        names.add(layer.name)
-        if layer.in_shape != shape:
-            raise PyflowError(f"layer {layer.name!r}: in_shape: {layer.in_shape} does not match "
-                              f"the previous output {shape}")
-        if layer.in_bits != bits:
-            raise PyflowError(f"layer {layer.name!r}: in_bits: {layer.in_bits}, the previous output has {bits}")
         last = position == len(network.layers) - 1
+        _check_inputs(network, layer, outputs)
         if isinstance(layer, MatrixLayer):
             _check_matrix(layer, network.a_bits, last)
         elif isinstance(layer, PoolLayer):
             _check_pool(layer)
+        elif isinstance(layer, AddLayer):
+            _check_add(layer, network.a_bits)
         elif not isinstance(layer, FlattenLayer):
             raise PyflowError(f"layer {layer.name!r}: unsupported layer type {type(layer).__name__}")
         if last and not isinstance(layer, MatrixLayer):
             raise PyflowError(f"layer {layer.name!r}: the last layer must be a conv or linear layer (the logits)")
-        shape, bits = layer.out_shape, layer.out_bits
+        outputs[layer.name] = (layer.out_shape, layer.out_bits)
+    _check_readers(network)
     return network
+
+
+def _check_inputs(network: Network, layer, outputs: dict) -> None:
+    """Every input exists before ``layer``, has its ``in_shape`` and ``in_bits``, and its signedness is allowed."""
+    for source in network.inputs_of(layer):
+        if source not in outputs:
+            later = any(other.name == source for other in network.layers)
+            raise PyflowError(f"layer {layer.name!r}: inputs: {source!r} is "
+                              f"{'a later layer (layers must be in topological order)' if later else 'no layer'}")
+        shape, bits = outputs[source]
+        if layer.in_shape != shape:
+            raise PyflowError(f"layer {layer.name!r}: in_shape: {layer.in_shape} does not match "
+                              f"the output of {source!r} {shape}")
+        if layer.in_bits != bits:
+            raise PyflowError(f"layer {layer.name!r}: in_bits: {layer.in_bits}, the output of {source!r} has {bits}")
+    if isinstance(layer, AddLayer):
+        for source, flag, key in zip(network.inputs_of(layer), layer.signed_inputs, ("a_signed", "b_signed"),
+                                     strict=True):
+            if flag != signed_output(network.producer(source)):
+                raise PyflowError(f"layer {layer.name!r}: {key}: {flag}, but {source!r} is "
+                                  f"{'' if signed_output(network.producer(source)) else 'not '}signed")
+    else:
+        for source in network.inputs_of(layer):
+            if signed_output(network.producer(source)):
+                raise PyflowError(f"layer {layer.name!r}: reads the signed output of {source!r}; only an add "
+                                  "may read a signed activation")
+
+
+def _check_readers(network: Network) -> None:
+    """Every layer but the last is read; nothing reads the logits."""
+    last = network.layers[-1]
+    for layer in network.layers[:-1]:
+        if not network.consumers(layer.name):
+            raise PyflowError(f"layer {layer.name!r}: no layer reads its output (only the last layer, "
+                              f"{last.name!r}, may be unread)")
+    if network.consumers(last.name):
+        raise PyflowError(f"layer {last.name!r}: it gives the logits, so no layer may read it")
 
 
 def _fail(layer: MatrixLayer | PoolLayer, what: str) -> PyflowError:
@@ -70,6 +107,8 @@ def _check_matrix(layer: MatrixLayer, a_bits: int, last: bool) -> None:
     expected_bits = LOGIT_BITS if last else a_bits
     if layer.out_bits != expected_bits:
         raise _fail(layer, f"out_bits: {layer.out_bits}, expected {expected_bits}")
+    if layer.signed and (last or layer.out_bits < 2):
+        raise _fail(layer, "signed: the output layer returns logits; a signed activation needs 2 bits or more")
     need = accumulator_bits(layer.fan_in, layer.in_bits)
     if layer.acc_bits < need:
         raise _fail(layer, f"acc_bits: {layer.acc_bits} cannot hold a fan-in of {layer.fan_in} (needs {need})")
@@ -121,6 +160,14 @@ def _check_requant(layer: MatrixLayer) -> None:
         raise _array_fail(layer, "b", f"biases must lie within ±2^{layer.acc_bits + M_BITS - 2}")
     if not 0 <= layer.shift <= MAX_SHIFT:
         raise _fail(layer, f"shift: {layer.shift} outside [0, {MAX_SHIFT}]")
+
+
+def _check_add(layer: AddLayer, a_bits: int) -> None:
+    if layer.out_bits != a_bits or layer.in_bits != a_bits:
+        raise _fail(layer, f"in_bits/out_bits: {layer.in_bits}/{layer.out_bits}, an add works on {a_bits}-bit "
+                           "activations")
+    if abs(layer.c) >= 1 << (layer.sum_bits - 2):
+        raise _fail(layer, f"c: {layer.c} is out of range (|c| < 2^{layer.sum_bits - 2})")
 
 
 def _check_pool(layer: PoolLayer) -> None:

@@ -18,7 +18,16 @@ from pyflow.errors import PyflowError
 from pyflow.ir import untrusted
 from pyflow.ir.check import check_network
 from pyflow.ir.fields import FieldError
-from pyflow.ir.model import SCHEMA_VERSION, FlattenLayer, Layer, MatrixLayer, Network, PoolLayer
+from pyflow.ir.model import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    AddLayer,
+    FlattenLayer,
+    Layer,
+    MatrixLayer,
+    Network,
+    PoolLayer,
+)
 from pyflow.ir.untrusted import MATRIX_ARRAYS, NETWORK_FILE, WEIGHTS_FILE
 from pyflow.util import atomic_folder
 
@@ -60,27 +69,31 @@ def to_json(network: Network) -> dict[str, Any]:
         "input_bits": network.input_bits,
         "a_bits": network.a_bits,
         "meta": network.meta,
-        "layers": [_layer_json(layer) for layer in network.layers],
+        "layers": [_layer_json(layer, network.inputs_of(layer)) for layer in network.layers],
     }
 
 
-def _layer_json(layer: Layer) -> dict[str, Any]:
-    common = {"name": layer.name, "in_shape": list(layer.in_shape), "in_bits": layer.in_bits}
+def _layer_json(layer: Layer, inputs: tuple[str, ...]) -> dict[str, Any]:
+    common = {"name": layer.name, "in_shape": list(layer.in_shape), "in_bits": layer.in_bits, "inputs": list(inputs)}
     if isinstance(layer, MatrixLayer):
         scalars = ("kind", "out_channels", "kernel", "stride", "padding", "pe", "simd", "out_bits",
-                   "acc_bits", "shift", "is_output")
+                   "acc_bits", "shift", "is_output", "signed")
         return {"type": "matrix", **common, **{key: getattr(layer, key) for key in scalars},
                 "tiles_kept": layer.n_kept, "tiles_total": layer.tiles_total}
     if isinstance(layer, PoolLayer):
         scalars = ("kind", "kernel", "stride", "m", "b", "shift")
         return {"type": "pool", **common, **{key: getattr(layer, key) for key in scalars}}
+    if isinstance(layer, AddLayer):
+        scalars = ("a_signed", "b_signed", "m_a", "m_b", "c", "shift", "out_bits")
+        return {"type": "add", **common, **{key: getattr(layer, key) for key in scalars}}
     return {"type": "flatten", **common}
 
 
 def from_json(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise PyflowError(f"{NETWORK_FILE}: unknown schema_version {version!r} (this pyflow reads {SCHEMA_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise PyflowError(f"{NETWORK_FILE}: unknown schema_version {version!r} (this pyflow reads "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     try:
         layers = tuple(_layer(item, arrays) for item in doc["layers"])
         return Network(name=doc["name"], input_shape=doc["input_shape"], a_bits=doc["a_bits"],
@@ -104,6 +117,8 @@ def _layer(item: dict[str, Any], arrays: dict[str, np.ndarray]) -> Layer:
         return PoolLayer(**fields)
     if kind == "flatten":
         return FlattenLayer(**fields)
+    if kind == "add":
+        return AddLayer(**fields)
     raise PyflowError(f"{NETWORK_FILE}: layer {name!r}: unknown type {kind!r}")
 
 

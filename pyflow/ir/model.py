@@ -27,6 +27,19 @@ Integer contract (DESIGN §2): ``acc[o] = Σ t[o,i]·x[i]`` over kept tiles; a h
 ``acc·m[o] + b[o]`` as int32 logits. Average pooling sums its window and requantizes with scalar
 ``m, b, shift``; max pooling compares. ``shift`` is one per layer (the requantizer is a constant shift
 in hardware); per-channel precision is carried by ``m``.
+
+Graphs (schema version 2). The layers are a DAG in topological order: each layer names the layer(s) it
+reads in ``inputs`` (:data:`INPUT` is the network's image; an empty ``inputs`` means the layer before
+it, so a chain needs none, and version-1 files, which have no ``inputs``, load as chains). A layer
+read by two consumers is a fork. A residual **add** reads two activations of the same shape and
+aligns their scales in integers::
+
+    y = clamp((a·m_a + b·m_b + c) >> shift, 0, 2^out_bits − 1)
+
+A hidden matrix layer whose only readers are adds may be ``signed`` (a residual branch ends in
+BatchNorm, not ReLU): it returns ``clamp((acc·m + b) >> shift, −2^(out_bits−1), 2^(out_bits−1) − 1)``
+in two's complement, and the add reading it says so (``a_signed`` / ``b_signed``). Nothing else reads
+a signed activation. The last layer gives the logits and no layer reads it.
 """
 
 from __future__ import annotations
@@ -39,7 +52,9 @@ import numpy as np
 
 from pyflow.ir import fields
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: a chain, written before graphs
+INPUT = "input"  # what ``inputs`` calls the network's image (no layer may take this name)
 M_BITS = 16  # signed width of a requantization multiplier
 M_MIN, M_MAX = -(1 << (M_BITS - 1)), (1 << (M_BITS - 1)) - 1
 MAX_SHIFT = 40
@@ -49,6 +64,8 @@ MATRIX_LIMITS = {"out_channels": (1, fields.MAX_CHANNELS), "kernel": (1, fields.
                  "stride": (1, fields.MAX_DIM), "padding": (0, fields.MAX_DIM), "pe": (1, fields.MAX_LANES),
                  "simd": (1, fields.MAX_LANES), "in_bits": (1, fields.MAX_ACT_BITS), "out_bits": (1, fields.MAX_BITS),
                  "acc_bits": (1, fields.MAX_ACC_BITS), "shift": (0, MAX_SHIFT)}
+ADD_LIMITS = {"in_bits": (1, fields.MAX_ACT_BITS), "out_bits": (1, fields.MAX_ACT_BITS), "m_a": (M_MIN, M_MAX),
+              "m_b": (M_MIN, M_MAX), "c": (-fields.MAX_ABS_BIAS, fields.MAX_ABS_BIAS), "shift": (0, MAX_SHIFT)}
 POOL_LIMITS = {"kernel": (1, fields.MAX_DIM), "stride": (1, fields.MAX_DIM), "in_bits": (1, fields.MAX_ACT_BITS),
                "m": (M_MIN, M_MAX), "b": (-fields.MAX_ABS_BIAS, fields.MAX_ABS_BIAS),
                "shift": (0, MAX_SHIFT)}
@@ -62,6 +79,16 @@ def _integers(layer: Any, limits: dict[str, tuple[int, int]]) -> None:
     """Check (and normalise to Python ints) the integer fields named in ``limits``."""
     for key, (low, high) in limits.items():
         object.__setattr__(layer, key, fields.integer(layer.name, key, getattr(layer, key), low, high))
+
+
+def _inputs(layer: Any, count: tuple[int, ...]) -> None:
+    """``inputs``: a list of ``count`` layer names (or INPUT); normalised to a tuple of str."""
+    value = layer.inputs
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__len__") or len(value) not in count:
+        wanted = " or ".join(str(n) for n in count)
+        raise _fail(layer.name, "inputs", f"must be a list of {wanted} layer names, got {fields.shown(value)}")
+    names = tuple(name if name == INPUT else fields.layer_name(name) for name in value)
+    object.__setattr__(layer, "inputs", names)
 
 
 def accumulator_bits(fan_in: int, in_bits: int) -> int:
@@ -96,6 +123,8 @@ class MatrixLayer:
     row_ptr: np.ndarray  # int64 [out_folds + 1]
     col_idx: np.ndarray  # int64 [n_kept]
     is_output: bool = False
+    signed: bool = False  # a residual branch's end: a two's-complement output read only by adds
+    inputs: tuple[str, ...] = ()  # () = the layer before
 
     def __post_init__(self) -> None:
         fields.layer_name(self.name)
@@ -103,6 +132,8 @@ class MatrixLayer:
         object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
         _integers(self, MATRIX_LIMITS)
         object.__setattr__(self, "is_output", fields.boolean(self.name, "is_output", self.is_output))
+        object.__setattr__(self, "signed", fields.boolean(self.name, "signed", self.signed))
+        _inputs(self, (0, 1))
         if self.padding >= self.kernel:
             raise _fail(self.name, "padding", f"must be in [0, kernel), got {self.padding}")
         if self.pe * self.simd > fields.MAX_WORD_LANES:
@@ -208,12 +239,14 @@ class PoolLayer:
     m: int = 1
     b: int = 0
     shift: int = 0
+    inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         fields.layer_name(self.name)
         fields.choice(self.name, "kind", self.kind, ("maxpool", "avgpool"))
         object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
         _integers(self, POOL_LIMITS)
+        _inputs(self, (0, 1))
         _, h, w = self.in_shape
         if self.kernel > min(h, w):
             raise _fail(self.name, "kernel", f"{self.kernel} is larger than the {h}x{w} input")
@@ -240,11 +273,13 @@ class FlattenLayer:
     name: str
     in_shape: tuple[int, int, int]
     in_bits: int
+    inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         fields.layer_name(self.name)
         object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
         _integers(self, {"in_bits": (1, fields.MAX_ACT_BITS)})
+        _inputs(self, (0, 1))
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -255,7 +290,55 @@ class FlattenLayer:
         return self.in_bits
 
 
-Layer = MatrixLayer | PoolLayer | FlattenLayer
+@dataclass(frozen=True, eq=False)
+class AddLayer:
+    """Residual add of two ``in_shape`` activations: ``clamp((a·m_a + b·m_b + c) >> shift, 0, 2^out_bits − 1)``."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    in_bits: int  # both inputs
+    inputs: tuple[str, ...]  # (a, b)
+    a_signed: bool
+    b_signed: bool
+    m_a: int
+    m_b: int
+    c: int
+    shift: int
+    out_bits: int
+
+    def __post_init__(self) -> None:
+        fields.layer_name(self.name)
+        object.__setattr__(self, "in_shape", fields.shape3(self.name, "in_shape", self.in_shape))
+        _integers(self, ADD_LIMITS)
+        for key in ("a_signed", "b_signed"):
+            object.__setattr__(self, key, fields.boolean(self.name, key, getattr(self, key)))
+        _inputs(self, (2,))
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return self.in_shape
+
+    @property
+    def kind(self) -> str:
+        return "add"
+
+    @property
+    def signed_inputs(self) -> tuple[bool, bool]:
+        return (self.a_signed, self.b_signed)
+
+    @property
+    def sum_bits(self) -> int:
+        """Signed width of ``a·m_a + b·m_b + c`` for any inputs of ``in_bits`` bits (c checked to fit)."""
+        return self.in_bits + M_BITS + 3
+
+
+Layer = MatrixLayer | PoolLayer | FlattenLayer | AddLayer
+LAYER_CLASSES = (MatrixLayer, PoolLayer, FlattenLayer, AddLayer)
+
+
+def signed_output(layer: Layer | None) -> bool:
+    """Whether ``layer`` (None: the image) returns two's-complement activations."""
+    return isinstance(layer, MatrixLayer) and layer.signed
 
 
 def _layers(layers: Any) -> tuple[Layer, ...]:
@@ -267,8 +350,10 @@ def _layers(layers: Any) -> tuple[Layer, ...]:
         raise fields.FieldError(None, "layers", f"{len(layers)} layers, at most {fields.MAX_LAYERS} are supported")
     names: set[str] = set()
     for position, layer in enumerate(layers):
-        if not isinstance(layer, MatrixLayer | PoolLayer | FlattenLayer):
+        if not isinstance(layer, LAYER_CLASSES):
             raise fields.FieldError(None, f"layers[{position}]", f"{type(layer).__name__} is not an IR layer")
+        if layer.name == INPUT:
+            raise _fail(layer.name, "name", f"{INPUT!r} names the network's input")
         if layer.name in names:
             raise _fail(layer.name, "name", "used twice")
         names.add(layer.name)
@@ -277,7 +362,7 @@ def _layers(layers: Any) -> tuple[Layer, ...]:
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """A chain of layers from a uint8 ``input_shape`` (C, H, W) image to int32 logits."""
+    """A DAG of layers (topological order) from a uint8 ``input_shape`` (C, H, W) image to int32 logits."""
 
     name: str
     input_shape: tuple[int, int, int]
@@ -294,6 +379,30 @@ class Network:
         object.__setattr__(self, "input_bits", input_bits)
         object.__setattr__(self, "layers", _layers(self.layers))
         fields.meta(self.meta)
+        previous, sources = INPUT, {}
+        for layer in self.layers:  # an empty ``inputs`` reads the layer before
+            sources[layer.name] = layer.inputs or (previous,)
+            previous = layer.name
+        object.__setattr__(self, "_sources", sources)
+        object.__setattr__(self, "_by_name", {layer.name: layer for layer in self.layers})
+
+    def inputs_of(self, layer: Layer) -> tuple[str, ...]:
+        """The names ``layer`` reads (INPUT for the image), resolved for chains."""
+        return self._sources[layer.name]
+
+    def producer(self, name: str) -> Layer | None:
+        """The layer called ``name``; None for INPUT. (:func:`pyflow.ir.check.check_network` has made sure
+        every name read exists.)"""
+        return None if name == INPUT else self._by_name[name]
+
+    def consumers(self, name: str) -> list[Layer]:
+        """The layers reading ``name`` (a layer or INPUT), in order; an add reading it twice counts twice."""
+        return [layer for layer in self.layers for source in self._sources[layer.name] if source == name]
+
+    @property
+    def is_chain(self) -> bool:
+        return all(not isinstance(layer, AddLayer) and len(self.consumers(layer.name)) <= 1
+                   for layer in self.layers)
 
     @property
     def matrix_layers(self) -> list[MatrixLayer]:

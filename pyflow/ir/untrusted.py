@@ -23,7 +23,7 @@ import numpy as np
 
 from pyflow.errors import PyflowError
 from pyflow.ir import fields
-from pyflow.ir.model import SCHEMA_VERSION, FlattenLayer, MatrixLayer, Network, PoolLayer
+from pyflow.ir.model import READABLE_VERSIONS, AddLayer, FlattenLayer, MatrixLayer, Network, PoolLayer
 
 NETWORK_FILE, WEIGHTS_FILE = "network.json", "weights.npz"
 MAX_JSON_BYTES = 64 << 20
@@ -33,7 +33,9 @@ MATRIX_ARRAYS = ("m", "b", "words", "row_ptr", "col_idx")
 DERIVED = ("tiles_kept", "tiles_total")  # written for readers, recomputed (and compared) on load
 TOP_FIELDS = {"schema_version", "name", "input_shape", "input_bits", "a_bits", "layers", "meta"}
 TOP_OPTIONAL = {"meta"}
-LAYER_TYPES = {"matrix": MatrixLayer, "pool": PoolLayer, "flatten": FlattenLayer}
+LAYER_TYPES = {"matrix": MatrixLayer, "pool": PoolLayer, "flatten": FlattenLayer, "add": AddLayer}
+V1_TYPES = ("matrix", "pool", "flatten")  # version 1 is a chain: no add, no ``inputs``, no ``signed``
+V2_FIELDS = {"inputs", "signed"}
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error,
                 NotImplementedError, RuntimeError)  # what zipfile and the .npy header parser raise
 
@@ -128,9 +130,9 @@ def check_document(doc: Any, arrays: dict[str, np.ndarray]) -> None:
     if not isinstance(doc, dict):
         raise PyflowError(f"{NETWORK_FILE}: must be a JSON object, got {type(doc).__name__}")
     version = doc.get("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:  # type: True == 1 in Python
+    if type(version) is not int or version not in READABLE_VERSIONS:  # type: True == 1 in Python
         raise PyflowError(f"{NETWORK_FILE}: unknown schema_version {fields.shown(version)} "
-                          f"(this pyflow reads {SCHEMA_VERSION})")
+                          f"(this pyflow reads {', '.join(map(str, READABLE_VERSIONS))})")
     _known_fields(None, doc, TOP_FIELDS, TOP_FIELDS - TOP_OPTIONAL, "the network")
     layers = doc["layers"]
     if not isinstance(layers, list) or not 1 <= len(layers) <= fields.MAX_LAYERS:
@@ -144,8 +146,10 @@ def check_document(doc: Any, arrays: dict[str, np.ndarray]) -> None:
         if name in names:
             raise fields.FieldError(name, "name", "used twice")
         names.add(name)
-        kind = fields.choice(name, "type", item.get("type"), tuple(LAYER_TYPES))
+        kind = fields.choice(name, "type", item.get("type"), tuple(LAYER_TYPES) if version > 1 else V1_TYPES)
         known, required = _layer_fields(kind)
+        if version == 1:
+            known -= V2_FIELDS
         _known_fields(name, item, known, required, f"a {kind} layer")
         if kind == "matrix":
             expected |= {f"{name}.{key}" for key in MATRIX_ARRAYS}

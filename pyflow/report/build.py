@@ -18,7 +18,7 @@ from pyflow.artifacts import DEFAULT_BOARD, SIMULATORS
 from pyflow.boards import Board, load_board
 from pyflow.errors import PyflowError
 from pyflow.hw import resources
-from pyflow.hw.sizing import engines
+from pyflow.hw.engines import engines
 from pyflow.ir.metrics import compression
 from pyflow.ir.model import Layer, MatrixLayer, Network
 from pyflow.ir.packing import layer_codes, tile_mask
