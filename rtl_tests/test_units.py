@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from pyflow.hw.cycles import POOL_FILL
-from pyflow.hw.sizing import pe_latency, tree_latency
+from pyflow.hw.engines import pe_latency, tree_latency
 
 CYCLES = 40
 
