@@ -12,6 +12,9 @@ idle while the big one works. The planner:
    image only idles — and gives every layer the fewest lanes that meet ``T`` (fewer lanes ⇒ slower,
    closer to ``T``: better balance and fewer LUTs), preferring PE dividing ``C_out`` and SIMD dividing ``C_in``.
 
+A layer reading a fork (``shares_input``: a residual block's first conv and its shortcut, beside the add)
+gets only SIMDs dividing ``C_in``: the fork writes one pixel layout into all its readers' buffers.
+
 Cycles come from :func:`pyflow.hw.cycles.modelled_cycles` (the RTL's own model, pipeline fill included),
 applied to a layer of the planned shape whose kept tiles are spread evenly over its output folds.
 :func:`check_folding` computes the same figures from an exported IR's actual kept tiles.
@@ -62,9 +65,12 @@ def geometries(layers: Iterable[Mapping[str, Any] | LayerGeometry]) -> tuple[Lay
 
 def network_geometries(network: Network) -> tuple[LayerGeometry, ...]:
     """The same list, from an IR network."""
+    def shares(layer: MatrixLayer) -> bool:
+        return any(len(network.consumers(source)) > 1 for source in network.inputs_of(layer))
+
     return tuple(LayerGeometry(name=layer.name, kind=layer.kind, c_in=layer.c_in, c_out=layer.out_channels,
                                kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
-                               in_hw=layer.in_shape[1:]) for layer in network.matrix_layers)
+                               in_hw=layer.in_shape[1:], shares_input=shares(layer)) for layer in network.matrix_layers)
 
 
 @dataclass(frozen=True)
@@ -176,8 +182,9 @@ def _values(limit: int) -> list[int]:
 
 def _candidates(geometry: LayerGeometry, keep: float) -> list[_Candidate]:
     out = []
+    simds = [s for s in _values(geometry.c_in) if not geometry.shares_input or geometry.c_in % s == 0]
     for pe in _values(geometry.c_out):
-        for simd in _values(geometry.c_in):
+        for simd in simds:
             cycles = _expected(geometry, pe, simd, keep)[0]
             padded = geometry.c_out % pe != 0 or geometry.c_in % simd != 0
             out.append(_Candidate(pe, simd, cycles, padded))

@@ -38,6 +38,7 @@ from pyflow.random_ir import random_network
 HOSTILE_STRINGS = (
     "x;\n}\nint pwned() { return 1; }\n//", "../../outside", "/tmp/abs", "a" * 65, "", "..", ".hidden", "a b",
     "名前", "trailing\\", "nul\x00byte", "$(touch pwned)", "a.b", "conv0", "l0_conv0", "-rf", "a\rb", "\u2028",
+    "input", "res1", "res1b",  # names a graph's inputs may (wrongly) point at
 )
 HOSTILE_NUMBERS = (10**30, 2**63, 2**64, -(2**63) - 1, -1, 0, 1, 3, 255, 100000, 4.0, 0.5, -0.0, 1e308,
                    float("nan"), float("inf"), "4", True, False, None, [], {})
@@ -47,6 +48,7 @@ BASE_SPECS = (  # small valid networks covering every layer kind and a few foldi
     ("conv5k3s2p1 flatten linear4", (3, 7, 7), 3, 5),
     ("conv4k1 maxpool2s1 conv3k3 linear6", (2, 6, 6), 2, 2),
     ("linear7 linear5", (9, 1, 1), 4, 4),
+    ("conv4k3p1 res4 res6s2 linear3", (1, 6, 6), 3, 2),  # a graph: forks, adds, signed branch ends
 )
 
 

@@ -236,3 +236,23 @@ def test_torch_weight_inverts_ir_matrix(spec, shape, pe, simd):
             assert weight.shape == geom.weight_shape
             assert np.array_equal(ir_matrix(weight, geom, layer.pe, layer.simd), layer_matrix(layer))
         previous = layer
+
+
+def test_penalty_and_freeze_cover_every_conv_of_a_resnet_including_the_shortcuts():
+    from pyflow.compress.train import TilePenalty
+
+    torch.manual_seed(0)
+    ops, sources = trace_chain(build_model("resnet8", (1, 8, 8), 10), (1, 8, 8))
+    chain = ChainNet(ops, {op["name"]: (4, 4) for op in ops if op["op"] in ("conv", "linear")})
+    chain.load_from(sources)
+    chain.set_ternary(True)
+    shortcuts = [layer for layer in chain.matrices() if layer.geom.kernel == 1 and layer.geom.stride == 2]
+    assert len(shortcuts) == 2
+    targets = {layer.geom.name: 1 for layer in chain.matrices()}
+    penalty_term = TilePenalty(chain, "group-lasso", 1.0, 1.0, "threshold", 1.0, targets, 1)
+    assert len(penalty_term.layers) == len(chain.matrices()) == 10
+    penalty_term().backward()
+    assert all(float(layer.weight.grad.abs().sum()) > 0 for layer in shortcuts)
+    freeze_masks(chain, {layer.geom.name: 0.5 for layer in chain.matrices()})
+    for layer in shortcuts:
+        assert int(layer.tile_mask.sum()) == round(0.5 * layer.tiles_total)

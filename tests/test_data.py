@@ -81,6 +81,36 @@ def test_npz_train_test_and_images_labels(tmp_path):
     assert data.input_shape == (1, 5, 5) and len(data.train_x) == 9 and len(data.test_x) == 3
 
 
+def test_npz_vectors_are_held_as_f_by_1_by_1_and_flagged(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, size=(12, 7), dtype=np.uint8)
+    np.savez(tmp_path / "v.npz", x_train=x[:8], y_train=np.arange(8) % 3, x_test=x[8:], y_test=np.arange(4) % 3)
+    data = load_data(f"npz:{tmp_path / 'v.npz'}")
+    assert data.vector and data.input_shape == (7, 1, 1) and data.train_x.shape == (8, 7, 1, 1)
+    assert (data.test_x[:, :, 0, 0] == x[8:]).all()
+    np.savez(tmp_path / "w.npz", images=x, labels=np.arange(12) % 2)
+    data = load_data(f"npz:{tmp_path / 'w.npz'}")
+    assert data.vector and data.input_shape == (7, 1, 1) and len(data.train_x) == 9
+    assert not load_data("digits").vector
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((4, 6), np.uint8), "y_train": np.zeros(4, np.int64),
+      "x_test": np.zeros((2, 1, 6, 6), np.uint8), "y_test": np.zeros(2, np.int64)},
+     r"x_train is vectors of 6 features, x_test images of shape \(1, 6, 6\); both"),
+    ({"x_train": np.zeros((4, 6), np.uint8), "y_train": np.zeros(4, np.int64), "x_test": np.zeros((2, 5), np.uint8),
+      "y_test": np.zeros(2, np.int64)}, "x_train is vectors of 6 features, x_test vectors of 5 features"),
+    ({"images": np.zeros((4, 0), np.uint8), "labels": np.zeros(4, np.int64)}, r"vectors \[N, F\] need at least one"),
+    ({"images": np.zeros((4, 6), np.float32), "labels": np.zeros(4, np.int64)}, "images must be uint8"),
+    ({"images": np.zeros((4,), np.uint8), "labels": np.zeros(4, np.int64)}, r"or vectors \[N, F\]\), got shape"),
+])
+def test_npz_vector_problems_are_one_line_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(PyflowError, match=message) as info:
+        load_data(f"npz:{tmp_path / 'bad.npz'}")
+    assert "\n" not in str(info.value) and "bad.npz" in str(info.value)
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"images": np.zeros((4, 5, 5), np.float32), "labels": np.zeros(4, np.int64)}, "images must be uint8"),
     ({"images": np.zeros((4, 5, 5), np.uint8), "labels": np.zeros(3, np.int64)}, "labels must be 4"),

@@ -149,3 +149,20 @@ def test_no_layer_is_planned_faster_than_the_input_stream():
     assert stream_beats(layers) == 784
     assert 392 <= plan.slowest_cycles + 1 <= 784  # slower than the budget allows, never slower than the stream
     assert plan.lanes < 300
+
+
+def test_readers_of_a_fork_get_simd_dividing_their_channels(pynq):
+    """A fork writes one pixel layout into every reader's buffer, so a residual block's first conv and its
+    shortcut conv only get SIMDs dividing C_in — and the planned network generates (sizing refuses otherwise)."""
+    from pyflow.hw.sizing import network_sizing
+
+    spec = "conv14k3p1 res14 res28s2 linear10"  # left alone, the planner gives res2a SIMD 5 at 40 lanes
+    network = random_network(spec, (1, 8, 8), pe=1, simd=1, seed=2)
+    geometries = {g.name: g for g in network_geometries(network)}
+    assert {name for name, g in geometries.items() if g.shares_input} == {"res1a", "res2a", "res2p"}
+    plan = plan_folding(tuple(geometries.values()), pynq, keep=0.5, max_lanes=40)
+    for name in ("res1a", "res2a", "res2p"):
+        assert geometries[name].c_in % plan.folding()[name][1] == 0, plan.folding
+    folded = random_network(spec, (1, 8, 8), seed=2,
+                            folding=plan.folding())
+    network_sizing(folded)  # the fork's readers agree on the pixel layout

@@ -14,7 +14,8 @@ from pyflow.models import BUILTIN, build_model
 torch.set_num_threads(1)  # tiny models: one thread per pytest worker beats oversubscribed cores
 
 SHAPES = {"digits-cnn": (1, 8, 8), "lenet5": (1, 28, 28), "tfc-mlp": (1, 28, 28), "fashion-cnn2": (1, 28, 28),
-          "fashion-cnn3": (1, 28, 28), "vgg-small": (3, 32, 32), "resnet18": (3, 32, 32)}
+          "fashion-cnn3": (1, 28, 28), "vgg-small": (3, 32, 32), "resnet8": (1, 8, 8), "resnet20": (3, 32, 32),
+          "resnet18": (3, 32, 32)}
 
 USER_MODEL = textwrap.dedent("""
     import torch
@@ -93,9 +94,26 @@ def test_builtin_chains_trace_and_rebuild(name):
     assert torch.allclose(chain.eval()(x), model(x), atol=1e-5)
 
 
-def test_resnet_residual_add_is_refused_naming_the_layer():
-    with pytest.raises(PyflowError, match=r"unsupported operation 'add' in layer 'layers.0'.*residual adds"):
-        trace_chain(build_model("resnet18", (3, 32, 32), 10), (3, 32, 32))
+@pytest.mark.parametrize("name, shape", [("resnet8", (1, 8, 8)), ("resnet8", (1, 28, 28)), ("resnet20", (3, 32, 32)),
+                                         ("resnet18", (3, 32, 32))])
+def test_resnets_import_as_graphs_and_rebuild(name, shape):
+    torch.manual_seed(0)
+    model = build_model(name, shape, 10).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so that a misplaced BN would show
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    ops, sources = trace_chain(model, shape)
+    convs = [op for op in ops if op["op"] == "conv"]
+    blocks = {"resnet8": 3, "resnet20": 9, "resnet18": 8}[name]
+    assert len(convs) == 1 + 2 * blocks + (3 if name == "resnet18" else 2)  # stem, blocks, 1x1 shortcuts
+    assert [op["name"] for op in ops if op["op"] == "add"] == [f"add{i}" for i in range(blocks)]
+    assert sum(op["op"] == "quant" for op in ops) == blocks + (3 if name == "resnet18" else 2)  # signed branch ends
+    chain = ChainNet(ops, {op["name"]: (4, 4) for op in ops if op["op"] in ("conv", "linear")})
+    chain.load_from(sources)
+    x = torch.rand(2, *shape)
+    assert torch.allclose(chain.eval()(x), model(x), atol=1e-4)
 
 
 def test_user_model_from_file_path_non_sequential(user_file):
@@ -156,3 +174,12 @@ def test_model_that_does_not_fit_the_data_is_refused(user_file):
         build_model(f"{user_file}:MyNet", (1, 28, 28), 10)
     with pytest.raises(PyflowError, match=r"gives logits of shape \(1, 10\) for one image; the data has 3 classes"):
         build_model(f"{user_file}:MyNet", (1, 8, 8), 3)
+
+
+def test_vector_models_are_checked_on_one_vector():
+    model = build_model("tfc-mlp", (64, 1, 1), 10, vector=True)  # its Flatten leaves [B, F] as it is
+    assert model.eval()(torch.zeros(3, 64)).shape == (3, 10)
+    ops, _ = trace_chain(model, (64, 1, 1), vector=True)
+    assert [op["op"] for op in ops][:3] == ["linear", "bn", "relu"] and ops[0]["in_shape"] == [64, 1, 1]
+    with pytest.raises(PyflowError, match=r"--model digits-cnn: forward on a \[1, 1\] vector failed: RuntimeError"):
+        build_model("digits-cnn", (1, 8, 8), 10, vector=True)  # an image model fed vectors

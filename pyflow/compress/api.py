@@ -62,7 +62,7 @@ def train(model_spec: str, data_spec: str, epochs: int, out: str | Path, seed: i
         raise PyflowError(f"train: epochs must be a non-negative integer, got {epochs!r}")
     data = load_data(data_spec)
     _seed(seed)
-    model = build_model(model_spec, data.input_shape, data.num_classes)
+    model = build_model(model_spec, data.input_shape, data.num_classes, data.vector)
     accuracy = fit(model, data, epochs, "train", seed, lr, batch_size)
     with atomic_folder(out, kind="train") as tmp:
         torch.save(model.state_dict(), tmp / "model.pt")
@@ -75,7 +75,7 @@ def _user_model(model_spec: str, data: Dataset, checkpoint: str | None) -> Any:
     from pyflow.compress.checkpoint import load_into, load_state
     from pyflow.models import build_model
 
-    model = build_model(model_spec, data.input_shape, data.num_classes)
+    model = build_model(model_spec, data.input_shape, data.num_classes, data.vector)
     if checkpoint:
         load_into(model, load_state(checkpoint), str(checkpoint), model_spec)
     return model
@@ -92,17 +92,19 @@ def _per_layer(names: list[str], value: Any, field: str, default: Any) -> dict[s
 
 def layer_shapes(model_spec: str, data_spec: str) -> list[LayerGeometry]:
     """Every matrix layer's geometry (for choosing the folding before compression)."""
-    from pyflow.compress.chain import geometry, trace_chain
+    from pyflow.compress.graph import geometries
+    from pyflow.compress.importer import trace_graph
 
     data = load_data(data_spec)
-    ops, _ = trace_chain(_user_model(model_spec, data, None), data.input_shape)
-    return [geometry(op) for op in ops if op["op"] in ("conv", "linear")]
+    ops, _ = trace_graph(_user_model(model_spec, data, None), data.input_shape, data.vector)
+    return geometries(ops)
 
 
 def compress(config: CompressConfig) -> Path:
     """Run the phases of DESIGN §1 and write the compressed checkpoint folder ``config.out``."""
-    from pyflow.compress.chain import ChainNet, calibrate, trace_chain
+    from pyflow.compress.chain import ChainNet, calibrate
     from pyflow.compress.checkpoint import save_compressed
+    from pyflow.compress.importer import trace_graph
     from pyflow.compress.train import (
         TilePenalty,
         accuracy,
@@ -119,7 +121,7 @@ def compress(config: CompressConfig) -> Path:
     data = load_data(config.data)
     _seed(config.seed)
     user = _user_model(config.model, data, config.checkpoint)
-    ops, sources = trace_chain(user, data.input_shape)
+    ops, sources = trace_graph(user, data.input_shape, data.vector)
     names = [op["name"] for op in ops if op["op"] in ("conv", "linear")]
     _per_layer(names, config.folding, "folding", None)  # refuses unknown layer names
     folding = {name: config.folding_for(name) for name in names}
@@ -152,7 +154,7 @@ def compress(config: CompressConfig) -> Path:
           f"codes); with {config.a_bits}-bit activations {quantized:.4f}", file=sys.stderr, flush=True)
     torch_accuracy = fit(model, data, config.finetune_epochs, "finetune", **{**run, "lr": config.finetune_lr},
                          threshold_lr=config.threshold_lr, history=history)
-    meta = {"model": config.model, "data": config.data, "input_shape": list(data.input_shape),
+    meta = {"model": config.model, "data": config.data, "input_shape": list(data.input_shape), "vector": data.vector,
             "num_classes": data.num_classes, "a_bits": config.a_bits, "alpha": config.alpha,
             "folding": {n: list(v) for n, v in folding.items()}, "ops": model.ops, "requested_keep": requested,
             "config": config.to_json(), "ternary": True, "act_quant": True}

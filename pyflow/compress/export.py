@@ -6,25 +6,35 @@ is its activation quantizer's (calibrated) step. For output channel ``o`` with B
 ``m = round(A·2^shift)``, ``b = round(B·2^shift) + 2^(shift−1)`` (round half up), with the largest shift that
 keeps ``m`` within 16 signed bits. The output layer gives ``acc·m + b`` = ``2^L·logits`` (no shift), with
 ``L`` the largest power keeping ``m`` in 16 bits and the logits in int32 (argmax is unchanged).
+
+Graphs: a matrix layer read only by adds has a signed quantizer and becomes a ``signed`` IR layer (same
+requantizer, clamped to ``±2^(a−1)``); an add with input steps ``s_a, s_b`` and output step ``s_y`` (its ReLU's)
+becomes an AddLayer with :func:`pyflow.compress.chain.add_requant`'s ``m_a, m_b, c, shift`` — the very integers
+the torch model's QAdd computes with. A layer's ``inputs`` is written only when it does not read the layer
+right before it, so a chain exports exactly as before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pyflow.compress.chain import ActQuant, ChainNet, avgpool_requant
+from pyflow.compress.chain import INPUT_SCALE, ActQuant, ChainNet, add_requant, avgpool_requant
+from pyflow.compress.graph import INPUT_OP, MATRIX
 from pyflow.compress.ternary import TernaryMatrix, ir_matrix
 from pyflow.errors import PyflowError
 from pyflow.ir.check import check_network
 from pyflow.ir.model import (
+    INPUT,
     LOGIT_BITS,
     M_BITS,
     M_MAX,
     MAX_SHIFT,
+    AddLayer,
     FlattenLayer,
     Layer,
     MatrixLayer,
@@ -33,8 +43,6 @@ from pyflow.ir.model import (
     accumulator_bits,
 )
 from pyflow.ir.packing import nonzero_tiles, pack
-
-INPUT_SCALE = 1.0 / 255.0
 
 
 def _bn_affine(bn: nn.Module | None, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +82,7 @@ def _tiles(layer: TernaryMatrix) -> tuple[Any, dict[str, int]]:
 
 
 def _matrix_layer(layer: TernaryMatrix, bn: nn.Module | None, act: ActQuant | None, s_in: float,
-                  in_bits: int, a_bits: int) -> tuple[MatrixLayer, dict[str, int], float]:
+                  in_bits: int, a_bits: int, inputs: tuple[str, ...] = ()) -> tuple[MatrixLayer, dict[str, int], float]:
     geom = layer.geom
     packed, counts = _tiles(layer)
     gain, shift_h = _bn_affine(bn, geom.c_out)
@@ -95,43 +103,110 @@ def _matrix_layer(layer: TernaryMatrix, bn: nn.Module | None, act: ActQuant | No
     ir = MatrixLayer(name=geom.name, kind=geom.kind, in_shape=in_shape, out_channels=geom.c_out,
                      kernel=geom.kernel, stride=geom.stride, padding=geom.padding, pe=layer.pe, simd=layer.simd,
                      in_bits=in_bits, out_bits=out_bits, acc_bits=acc_bits, shift=shift, m=m, b=bq,
-                     words=packed.words, row_ptr=packed.row_ptr, col_idx=packed.col_idx, is_output=act is None)
+                     words=packed.words, row_ptr=packed.row_ptr, col_idx=packed.col_idx, is_output=act is None,
+                     signed=act is not None and act.signed, inputs=inputs)
     return ir, counts, s_out
 
 
-def _avgpool(op: dict[str, Any], shape: tuple[int, int, int], bits: int) -> PoolLayer:
+def _avgpool(op: dict[str, Any], shape: tuple[int, int, int], bits: int, inputs: tuple[str, ...]) -> PoolLayer:
     m, b, shift = avgpool_requant(op["kernel"])
-    return PoolLayer(op["name"], "avgpool", shape, op["kernel"], op["stride"], bits, m=m, b=b, shift=shift)
+    return PoolLayer(op["name"], "avgpool", shape, op["kernel"], op["stride"], bits, m=m, b=b, shift=shift,
+                     inputs=inputs)
+
+
+@dataclass(frozen=True)
+class _Out:
+    """What an op's output is in the IR: the layer computing it, its shape, bits, step and signedness."""
+
+    name: str
+    shape: tuple[int, int, int]
+    bits: int
+    scale: float
+    signed: bool = False
+
+
+class _Builder:
+    """Walks the ChainNet's ops in order (a topological order) and appends one IR layer per pyflow layer."""
+
+    def __init__(self, model: ChainNet, input_shape: tuple[int, int, int], requested: dict[str, float]) -> None:
+        self.model, self.requested = model, requested
+        self.outs: dict[int, _Out] = {INPUT_OP: _Out(INPUT, tuple(input_shape), 8, INPUT_SCALE)}
+        self.layers: list[Layer] = []
+        self.report: dict[str, dict[str, Any]] = {}
+
+    def inputs(self, names: list[str]) -> tuple[str, ...]:
+        """An IR layer's ``inputs``: empty when it reads the layer right before it (a chain stays a chain)."""
+        previous = self.layers[-1].name if self.layers else INPUT
+        return () if names == [previous] else tuple(names)
+
+    def append(self, index: int, layer: Layer, scale: float, signed: bool = False) -> None:
+        self.layers.append(layer)
+        self.outs[index] = _Out(layer.name, layer.out_shape, layer.out_bits, scale, signed)
+
+    def build(self) -> list[Layer]:
+        model = self.model
+        for index, op in enumerate(model.ops):
+            if index in self.outs:
+                continue  # a BatchNorm or activation, already folded into its matrix layer or add
+            sources = [self.outs[source] for source in model.inputs[index]]
+            kind, names = op["op"], [source.name for source in sources]
+            if kind in MATRIX:
+                self.matrix(index, sources[0])
+            elif kind == "add":
+                self.add(index, op, sources)
+            elif kind == "maxpool":
+                layer = PoolLayer(op["name"], "maxpool", sources[0].shape, op["kernel"], op["stride"], sources[0].bits,
+                                  inputs=self.inputs(names))
+                self.append(index, layer, sources[0].scale)
+            elif kind == "avgpool":
+                layer = _avgpool(op, sources[0].shape, sources[0].bits, self.inputs(names))
+                self.append(index, layer, sources[0].scale)
+            elif kind == "flatten":
+                self.append(index, FlattenLayer(op["name"], sources[0].shape, sources[0].bits, self.inputs(names)),
+                            sources[0].scale)
+            else:  # a ReLU on activations that are already >= 0 (older checkpoints): the identity
+                self.outs[index] = sources[0]
+        return self.layers
+
+    def matrix(self, index: int, source: _Out) -> None:
+        """The matrix layer of op ``index`` with its BatchNorm and activation (its readers) folded in."""
+        model, after = self.model, [index]
+        name = model.ops[index]["name"]
+        readers = model.readers(index)
+        while len(readers) == 1 and model.ops[readers[0]]["op"] in ("bn", "relu", "quant") and \
+                model.owner[readers[0]] == name:
+            after.append(readers[0])
+            readers = model.readers(readers[0])
+        modules = [getattr(model, model.names[i]) for i in after]
+        bn = next((m for m in modules if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)), None)
+        act = next((m for m in modules if isinstance(m, ActQuant)), None)
+        layer, counts, s_out = _matrix_layer(modules[0], bn, act, source.scale, source.bits, model.a_bits,
+                                             self.inputs([source.name]))
+        self.report[layer.name] = {**counts, "requested_keep": self.requested.get(layer.name)}
+        self.append(index, layer, s_out, layer.signed)
+        for i in after[1:]:
+            self.outs[i] = self.outs[index]
+
+    def add(self, index: int, op: dict[str, Any], sources: list[_Out]) -> None:
+        model = self.model
+        relu = model.readers(index)[0]  # the importer makes sure an add is read by its ReLU only
+        s_out = float(getattr(model, model.names[relu]).scale)
+        if s_out <= 0 or min(source.scale for source in sources) <= 0:
+            raise PyflowError(f"layer {op['name']!r}: activation scale is not calibrated")
+        m_a, m_b, c, shift = add_requant(sources[0].scale, sources[1].scale, s_out, model.a_bits)
+        layer = AddLayer(op["name"], sources[0].shape, model.a_bits, tuple(source.name for source in sources),
+                         sources[0].signed, sources[1].signed, m_a, m_b, c, shift, model.a_bits)
+        self.append(index, layer, s_out)
+        self.outs[relu] = self.outs[index]
 
 
 def to_network(model: ChainNet, name: str, input_shape: tuple[int, int, int], requested: dict[str, float],
                meta: dict[str, Any]) -> Network:
-    """The IR of a calibrated ChainNet; ``requested`` is the kept fraction asked per layer."""
+    """The IR of a calibrated ChainNet (a DAG; IR schema 2); ``requested`` is the kept fraction asked per layer."""
     model.eval()
-    layers: list[Layer] = []
-    report: dict[str, dict[str, Any]] = {}
-    shape, bits, scale = tuple(input_shape), 8, INPUT_SCALE
-    names, ops = model.names, model.ops
-    for index, (module_name, op) in enumerate(zip(names, ops, strict=True)):
-        kind = op["op"]
-        if kind in ("conv", "linear"):
-            follow = [getattr(model, n) for n in names[index + 1:index + 3]]
-            bn = follow[0] if follow and isinstance(follow[0], nn.BatchNorm1d | nn.BatchNorm2d) else None
-            act = next((f for f in follow if isinstance(f, ActQuant)), None)
-            layer, counts, s_out = _matrix_layer(getattr(model, module_name), bn, act, scale, bits, model.a_bits)
-            report[layer.name] = {**counts, "requested_keep": requested.get(layer.name)}
-            layers.append(layer)
-            scale, bits = s_out, layer.out_bits
-        elif kind == "maxpool":
-            layers.append(PoolLayer(op["name"], "maxpool", shape, op["kernel"], op["stride"], bits))
-        elif kind == "avgpool":
-            layers.append(_avgpool(op, shape, bits))
-        elif kind == "flatten":
-            layers.append(FlattenLayer(op["name"], shape, bits))
-        else:
-            continue  # bn and activations are folded into the matrix layer before them
-        shape = layers[-1].out_shape
-    meta = {**meta, "compression": {"layers": report}, "input_scale": INPUT_SCALE}
+    builder = _Builder(model, input_shape, requested)
+    layers = builder.build()
+    meta = {**meta, "compression": {"layers": builder.report}, "input_scale": INPUT_SCALE}
     return check_network(Network(name=name, input_shape=tuple(input_shape), a_bits=model.a_bits,
                                  layers=tuple(layers), meta=meta))
 

@@ -23,14 +23,17 @@ from pyflow.data import Dataset
 from pyflow.errors import PyflowError
 
 
-def as_float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0
+def as_float(images: np.ndarray, vector: bool = False) -> torch.Tensor:
+    """``x/255`` floats of uint8 images; ``vector``: ``[N, F, 1, 1]`` features as the ``[N, F]`` a user's MLP reads."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0
+    return x.flatten(1) if vector else x
 
 
-def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 512) -> float:
+def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 512,
+             vector: bool = False) -> float:
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model(as_float(images[i:i + batch])) for i in range(0, len(images), batch)])
+        logits = torch.cat([model(as_float(images[i:i + batch], vector)) for i in range(0, len(images), batch)])
     return float((logits.argmax(1).numpy() == labels).mean())
 
 
@@ -58,7 +61,7 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, steps, eta_min=lr * 0.02)
     generator = np.random.default_rng(seed)
     labels = torch.from_numpy(data.train_y)
-    acc = accuracy(model, data.test_x, data.test_y) if epochs == 0 else 0.0
+    acc = accuracy(model, data.test_x, data.test_y, vector=data.vector) if epochs == 0 else 0.0
     bn_images = data.train_x if len(data.train_x) <= BN_IMAGES else \
         data.train_x[np.sort(np.random.default_rng(0).choice(len(data.train_x), BN_IMAGES, replace=False))]
     for epoch in range(epochs):
@@ -67,7 +70,7 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
         total, count = 0.0, 0
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            loss = F.cross_entropy(model(as_float(data.train_x[index])), labels[index])
+            loss = F.cross_entropy(model(as_float(data.train_x[index], data.vector)), labels[index])
             if extra_loss is not None:
                 loss = loss + extra_loss()
             value = float(loss.detach())
@@ -92,9 +95,9 @@ def fit(model: nn.Module, data: Dataset, epochs: int, phase: str, seed: int, lr:
             total, count = total + value * len(index), count + len(index)
         if isinstance(extra_loss, TilePenalty):
             extra_loss.after_epoch()
-        reestimate_batchnorm(model, bn_images, batch_size)
+        reestimate_batchnorm(model, bn_images, batch_size, data.vector)
         check_finite(model, phase, epoch)
-        acc = accuracy(model, data.test_x, data.test_y)
+        acc = accuracy(model, data.test_x, data.test_y, vector=data.vector)
         kept = kept_tiles(model)
         record = {"phase": phase, "epoch": epoch + 1, "loss": round(total / count, 6), "accuracy": acc}
         line = f"[{phase}] epoch {epoch + 1}/{epochs} loss {total / count:.4f} accuracy {acc:.4f}"
@@ -137,7 +140,7 @@ def check_finite(model: nn.Module, phase: str, epoch: int | None) -> None:
         raise PyflowError(f"{when} {where} — training stopped (try a lower --lr)")
 
 
-def reestimate_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int) -> None:
+def reestimate_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int, vector: bool = False) -> None:
     """Recompute BN running statistics as exact averages over the training images with the current weights.
 
     Thresholds and ternary codes move during training, so the running (momentum) statistics lag behind
@@ -153,7 +156,7 @@ def reestimate_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int) 
     model.train()
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            model(as_float(images[start:start + batch_size]))
+            model(as_float(images[start:start + batch_size], vector))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 

@@ -7,7 +7,9 @@ Specs (``--data``):
 * ``cifar10:/folder`` — the standard python-pickle batches (``data_batch_1..5``, ``test_batch``) read
   through a restricted unpickler that only admits NumPy arrays and builtin containers.
 * ``npz:/file.npz`` — ``x_train, y_train, x_test, y_test`` or ``images, labels`` (split 75/25 with
-  seed 0); images uint8 ``[N, C, H, W]`` or ``[N, H, W]``.
+  seed 0); images uint8 ``[N, C, H, W]`` or ``[N, H, W]``, or feature **vectors** uint8 ``[N, F]``: these
+  are held as ``[N, F, 1, 1]`` (the IR's input is a ``(F, 1, 1)`` map) with ``vector`` set, and the PyTorch
+  model reads them as ``[B, F]``.
 * ``fashion-mnist`` (Debian's ``dataset-fashion-mnist``, in ``/usr/share/datasets/fashion-mnist``),
   ``fashion-mnist:/folder`` and ``mnist:/folder`` — the four idx files of the standard split
   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
@@ -24,7 +26,7 @@ import pickle
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,7 @@ class Dataset:
     train_y: np.ndarray  # int64 [N]
     test_x: np.ndarray
     test_y: np.ndarray
+    vector: bool = False  # the inputs are [N, F] feature vectors, held as [N, F, 1, 1]
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -132,13 +135,26 @@ def cifar10(folder: Path) -> Dataset:
 
 
 def _images(array: np.ndarray, where: str) -> np.ndarray:
+    """uint8 ``[N, C, H, W]`` (from ``[N, C, H, W]``, ``[N, H, W]`` or vectors ``[N, F]`` as ``[N, F, 1, 1]``)."""
     if array.dtype != np.uint8:
         raise PyflowError(f"{where}: images must be uint8 pixels, got {array.dtype}")
+    if array.ndim == 2:
+        if array.shape[1] == 0:
+            raise PyflowError(f"{where}: vectors [N, F] need at least one feature, got shape {array.shape}")
+        return array[:, :, None, None]
     if array.ndim == 3:
         array = array[:, None]
     if array.ndim != 4:
-        raise PyflowError(f"{where}: images must be [N, C, H, W] or [N, H, W], got shape {array.shape}")
+        raise PyflowError(f"{where}: images must be [N, C, H, W] or [N, H, W] (or vectors [N, F]), got shape "
+                          f"{array.shape}")
     return array
+
+
+def _kind(array: np.ndarray) -> str:
+    """``[N, F] vectors`` or ``[N, C, H, W] images`` with the sizes filled in."""
+    if array.ndim == 2:
+        return f"vectors of {array.shape[1]} features"
+    return f"images of shape {tuple(array.shape[1:])}"
 
 
 def _labels(array: np.ndarray, count: int, where: str) -> np.ndarray:
@@ -157,11 +173,16 @@ def npz(path: Path) -> Dataset:
         raise PyflowError(f"{path}: unreadable npz file: {exc}") from None
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         train_x, test_x = (_images(arrays[k], f"{path}: {k}") for k in ("x_train", "x_test"))
+        if (arrays["x_train"].ndim == 2) != (arrays["x_test"].ndim == 2) or train_x.shape[1:] != test_x.shape[1:]:
+            raise PyflowError(f"{path}: x_train is {_kind(arrays['x_train'])}, x_test {_kind(arrays['x_test'])}; "
+                              "both must be alike")
         return Dataset(path.stem, train_x, _labels(arrays["y_train"], len(train_x), f"{path}: y_train"),
-                       test_x, _labels(arrays["y_test"], len(test_x), f"{path}: y_test"))
+                       test_x, _labels(arrays["y_test"], len(test_x), f"{path}: y_test"),
+                       vector=arrays["x_train"].ndim == 2)
     if {"images", "labels"} <= arrays.keys():
         images = _images(arrays["images"], f"{path}: images")
-        return _split(path.stem, images, _labels(arrays["labels"], len(images), f"{path}: labels"))
+        data = _split(path.stem, images, _labels(arrays["labels"], len(images), f"{path}: labels"))
+        return replace(data, vector=arrays["images"].ndim == 2)
     raise PyflowError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or images, labels), "
                       f"found {sorted(arrays)}")
 

@@ -39,6 +39,7 @@ class LayerGeometry:
     in_hw: tuple[int, int] = (1, 1)
     bias: bool = False
     flat_from: tuple[int, int, int] | None = None
+    shares_input: bool = False  # reads a fork (an activation another engine reads too): SIMD must divide c_in
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -60,7 +61,7 @@ class LayerGeometry:
         missing = [key for key in FIELDS if key not in item]
         if missing:
             raise PyflowError(f"layer geometry {item.get('name', '?')!r}: missing field {missing[0]!r}")
-        geometry = cls(**{key: item[key] for key in FIELDS})
+        geometry = cls(**{key: item[key] for key in FIELDS}, shares_input=bool(item.get("shares_input", False)))
         if "out_hw" in item and _pair(geometry.name, "out_hw", item["out_hw"]) != geometry.out_hw:
             raise PyflowError(f"layer {geometry.name!r}: out_hw: {tuple(item['out_hw'])} does not follow from in_hw "
                               f"{geometry.in_hw}, kernel {geometry.kernel}, stride {geometry.stride}, padding "

@@ -1,8 +1,8 @@
 """Built-in models and the resolution of a ``--model`` spec (PyTorch is imported here).
 
 ``--model`` is a built-in name (``digits-cnn``, ``lenet5``, ``tfc-mlp``, ``fashion-cnn2``, ``fashion-cnn3``,
-``vgg-small``, ``resnet18``) or the user's own network: ``path/to/models.py:MyNet`` or ``package.module:MyNet``,
-where ``MyNet`` is a class or factory called without arguments.
+``vgg-small``, ``resnet8``, ``resnet20``, ``resnet18``) or the user's own network: ``path/to/models.py:MyNet`` or
+``package.module:MyNet``, where ``MyNet`` is a class or factory called without arguments.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def vgg_small(input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int 
 
 
 class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut (identity, or a 1×1 strided conv + BN where the shape
+    changes), then ReLU."""
+
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
@@ -97,18 +100,21 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
-    """The CIFAR ResNet-18 (3×3 stem, four stages of two basic blocks). Export refuses its residual adds."""
+class ResNet(nn.Module):
+    """A ResNet of basic blocks: a 3×3 stem, stages of ``blocks`` blocks (the first of each later stage has
+    stride 2), global average pooling, the classifier."""
 
-    def __init__(self, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, widths: tuple[int, ...],
+                 blocks: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(input_shape[0], 64, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        blocks, c = [], 64
-        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [BasicBlock(c, width, stride), BasicBlock(width, width, 1)]
-            c = width
-        self.layers = nn.Sequential(*blocks)
+        self.conv1 = nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, c = [], widths[0]
+        for stage, width in enumerate(widths):
+            for block in range(blocks):
+                layers.append(BasicBlock(c, width, 2 if stage > 0 and block == 0 else 1))
+                c = width
+        self.layers = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_classes)
 
@@ -117,16 +123,34 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+def resnet18(input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
+    """The CIFAR ResNet-18: 3×3 stem, four stages of two basic blocks (64, 128, 256, 512 channels)."""
+    return ResNet(input_shape, num_classes, (64, 128, 256, 512), 2)
+
+
+def resnet8(input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
+    """He et al.'s CIFAR ResNet-8 (6n+2 layers, n = 1): 3×3 stem of 16, three stages of one basic block
+    (16, 32, 64 channels; 1×1 stride-2 conv + BN shortcuts), global average pooling, fc."""
+    return ResNet(input_shape, num_classes, (16, 32, 64), 1)
+
+
+def resnet20(input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
+    """He et al.'s CIFAR ResNet-20 (n = 3): as :func:`resnet8` with three basic blocks per stage."""
+    return ResNet(input_shape, num_classes, (16, 32, 64), 3)
+
+
 BUILTIN: dict[str, Callable[..., nn.Module]] = {
     "digits-cnn": digits_cnn, "lenet5": lenet5, "tfc-mlp": tfc_mlp, "fashion-cnn2": fashion_cnn2,
-    "fashion-cnn3": fashion_cnn3, "vgg-small": vgg_small, "resnet18": ResNet18,
+    "fashion-cnn3": fashion_cnn3, "vgg-small": vgg_small, "resnet8": resnet8, "resnet20": resnet20,
+    "resnet18": resnet18,
 }
 
 
-def build_model(spec: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def build_model(spec: str, input_shape: tuple[int, int, int], num_classes: int, vector: bool = False) -> nn.Module:
     """A built-in model for ``input_shape``/``num_classes``, or the user's ``file.py:Name`` / ``module:Name``.
 
-    The model is checked on one zero image: it must run and give ``num_classes`` logits.
+    The model is checked on one zero image (``vector``: one zero ``[1, F]`` vector, ``input_shape = (F, 1, 1)``):
+    it must run and give ``num_classes`` logits.
     """
     if spec in BUILTIN:
         try:
@@ -135,19 +159,19 @@ def build_model(spec: str, input_shape: tuple[int, int, int], num_classes: int) 
             raise PyflowError(f"--model {spec}: does not fit {tuple(input_shape)} images: {exc}") from None
     else:
         model = _user_model(spec)
-    _check_forward(model, spec, tuple(input_shape), num_classes)
+    _check_forward(model, spec, (input_shape[0],) if vector else tuple(input_shape), num_classes)
     return model
 
 
-def _check_forward(model: nn.Module, spec: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+def _check_forward(model: nn.Module, spec: str, input_shape: tuple[int, ...], num_classes: int) -> None:
     was_training = model.training
+    what = f"a {input_shape} image" if len(input_shape) == 3 else f"a [1, {input_shape[0]}] vector"
     try:
         with torch.no_grad():
             logits = model.eval()(torch.zeros(1, *input_shape))
     except Exception as exc:  # the user's forward: any failure is reported in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise PyflowError(f"--model {spec}: forward on a {input_shape} image failed: {type(exc).__name__}: "
-                          f"{first}") from None
+        raise PyflowError(f"--model {spec}: forward on {what} failed: {type(exc).__name__}: {first}") from None
     finally:
         model.train(was_training)
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (1, num_classes):

@@ -278,6 +278,22 @@ def network_memory(entries: list[dict[str, Any]]) -> dict[str, Figure]:
                                ("bram36", MODELLED))}
 
 
+def feature_buffers(inputs: RunInputs) -> list[dict[str, Any]]:
+    """Every engine's input buffers as the RTL was built (rtl/sizing.json): image banks and their bits —
+    a skip (an add's input on the branch that arrives first) holds more banks than the ping-pong pair."""
+    if not inputs.sizing:
+        return []
+    source = inputs.paths.get("sizing", "rtl/sizing.json")
+    rows = []
+    for engine in inputs.sizing.engines:
+        for slot, buffer in enumerate(engine.in_buffers):
+            rows.append({"engine": engine.name, "input": slot, "from": buffer.source,
+                         "banks": Figure(buffer.banks, MODELLED, buffer.banks_why or f"{source}: ping-pong"),
+                         "bits": Figure(buffer.banks * buffer.depth * buffer.bits, MODELLED,
+                                        f"{source}: banks x {buffer.depth} elements x {buffer.bits} bits")})
+    return rows
+
+
 def network_compression(inputs: RunInputs) -> dict[str, Figure]:
     """DESIGN §1 ratios, as export wrote them in eval.json (computed from the IR when there is none)."""
     if inputs.eval is not None and "compression_with_index" in inputs.eval:
@@ -437,6 +453,7 @@ def build_from_inputs(inputs: RunInputs, board: str | None = None) -> dict[str, 
                     "memory": network_memory(entries),
                     "compression": network_compression(inputs)},
         "layers": entries,
+        "buffers": feature_buffers(inputs),
         "resources": network_resources(inputs, board_obj, estimates),
         "verification": verification(inputs),
         "folding": folding_check(inputs),

@@ -140,6 +140,16 @@ def memory_table(report: dict[str, Any]) -> Table:
                                              "requant bits (modelled)", "ROM BRAM36 (modelled)"), rows)
 
 
+def buffers_table(report: dict[str, Any]) -> Table:
+    rows = tuple((b["engine"], str(b["input"]), b["from"], fmt(b["banks"]), fmt(b["bits"]), b["banks"]["source"])
+                 for b in report["buffers"])
+    return Table("Feature buffers",
+                 ("engine", "input", "written by", "image banks (modelled)", "bits (modelled)", "why that many banks"),
+                 rows,
+                 "a bank is held from the producer's start of an image to the consumer's end of it; a skip "
+                 "waits for the longer branch, so it needs more than the ping-pong pair")
+
+
 def resources_table(report: dict[str, Any]) -> Table:
     res = report["resources"]
     rows = []
@@ -238,7 +248,8 @@ def training_table(report: dict[str, Any]) -> Table:
 
 def tables(report: dict[str, Any]) -> list[Table]:
     return [summary_table(report), verification_table(report), tiles_table(report), cycles_table(report),
-            utilization_table(report), memory_table(report), resources_table(report), layer_resources_table(report),
+            utilization_table(report), memory_table(report), buffers_table(report), resources_table(report),
+            layer_resources_table(report),
             folding_table(report), comparison_table(report), training_table(report), tools_table(report)]
 
 
