@@ -74,6 +74,8 @@ def models(tmp_path_factory):
     return path
 
 
+@pytest.mark.csim
+@pytest.mark.rtl
 @pytest.mark.parametrize("name, kinds", [
     ("LeNet", ["conv", "maxpool", "conv", "maxpool", "flatten", "linear", "linear"]),
     ("Gap", ["conv", "conv", "avgpool", "flatten", "linear"]),
@@ -85,6 +87,21 @@ def test_the_issue_models_compress_and_export_with_golden_agreeing(models, tmp_p
     assert [getattr(layer, "kind", type(layer).__name__[:-5].lower()) for layer in network.layers] == kinds
     assert evaluation["agreement"] >= 0.99
     assert evaluation["accuracy"] > 0.3  # trained, not constant (10 classes)
+    _bit_exact_in_every_view(network, tmp_path)
+
+
+def _bit_exact_in_every_view(network, folder) -> None:
+    """C-simulation, Icarus and Verilator == the golden model on random inputs."""
+    from pyflow.boards import load_board
+    from pyflow.codegen import hls, rtl
+    from pyflow.sim.csim import run_csim
+    from pyflow.sim.rtl import run_sim
+
+    assert run_csim(hls.generate(network, load_board("pynq-z2"), folder / "hls"), vectors=4, quick=True)["bit_exact"]
+    project = rtl.generate(network, None, folder / "rtl")
+    for simulator in ("icarus", "verilator"):
+        summary = run_sim(project, simulator, vectors=3, seed=1)
+        assert summary["bit_exact"] and summary["mismatches"] == 0, simulator
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +140,8 @@ def test_resnet8_ir_round_trips_and_masks_cover_every_conv(resnet8):
     assert {layer.geom.name for layer in model.matrices()} == set(rows)
 
 
+@pytest.mark.csim
+@pytest.mark.rtl
 def test_vector_data_trains_compresses_and_exports_an_mlp(models, tmp_path):
     digits = load_data("digits")
     np.savez(tmp_path / "vectors.npz", x_train=digits.train_x.reshape(len(digits.train_x), -1), y_train=digits.train_y,
@@ -139,3 +158,4 @@ def test_vector_data_trains_compresses_and_exports_an_mlp(models, tmp_path):
     assert [type(layer) for layer in network.layers] == [MatrixLayer, MatrixLayer]
     assert golden.run(network, load_data(data).test_x[:5]).shape == (5, 10)
     assert evaluation["agreement"] >= 0.99 and evaluation["accuracy"] > 0.5
+    _bit_exact_in_every_view(network, tmp_path)
