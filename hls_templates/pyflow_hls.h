@@ -166,7 +166,8 @@ struct requantizer<CFG, true> {
     static typename CFG::out_t apply(ap_int<CFG::ACC_BITS> acc, unsigned o) {
 #pragma HLS INLINE
         typedef ap_int<CFG::ACC_BITS + M_BITS + 1> wide_t;
-        return typename CFG::out_t(wide_t(acc * ap_int<M_BITS>(CFG::m[o])) + wide_t(CFG::b[o]));
+        const wide_t logit = wide_t(acc * ap_int<M_BITS>(CFG::m[o])) + wide_t(CFG::b[o]);
+        return typename CFG::out_t(CFG::RELU && logit < 0 ? wide_t(0) : logit);  // RELU: a model ending in ReLU
     }
 };
 

@@ -88,7 +88,7 @@ def requantize(layer: MatrixLayer, acc: np.ndarray) -> np.ndarray:
     output layer: ``acc·m + b``."""
     scaled = acc * layer.m + layer.b
     if layer.is_output:
-        return scaled
+        return np.maximum(scaled, 0) if layer.relu else scaled
     if layer.signed:
         half = 1 << (layer.out_bits - 1)
         return np.clip(scaled >> layer.shift, -half, half - 1)

@@ -5,7 +5,8 @@ Spec: layer tokens separated by spaces or commas::
     conv16k3s1p1   conv, 16 output channels, kernel 3, stride 1, padding 1 (k/s/p optional: 3/1/0)
     maxpool2s2     max pooling, kernel 2, stride (optional) 2;  avgpool2 likewise
     flatten        (C, H, W) → (H·W·C, 1, 1);  inserted before a linear layer when missing
-    linear10       fully connected, 10 outputs; the last layer gives the logits
+    linear10       fully connected, 10 outputs; the last layer gives the logits (``linear10r``: logits
+                   clamped at 0, a model ending in ReLU)
     res16s2        residual block (stride optional, 1): conv16k3s2p1 → conv16k3p1 (signed) plus the
                    skip — the block's input itself, or a conv16k1s2 (signed) when the shape changes —
                    then an add; the identity skip needs SIMD dividing the channels (a fork's readers
@@ -43,7 +44,7 @@ from pyflow.ir.packing import nonzero_tiles, pack
 
 _TOKENS = {
     "conv": re.compile(r"conv(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?"),
-    "linear": re.compile(r"linear(\d+)"),
+    "linear": re.compile(r"linear(\d+)(r?)"),
     "maxpool": re.compile(r"maxpool(\d+)(?:s(\d+))?"),
     "avgpool": re.compile(r"avgpool(\d+)(?:s(\d+))?"),
     "flatten": re.compile(r"flatten"),
@@ -58,6 +59,7 @@ class LayerSpec:
     kernel: int = 1
     stride: int = 1
     padding: int = 0
+    relu: bool = False  # logits clamped at 0 (the last layer only)
 
 
 def parse_spec(spec: str) -> list[LayerSpec]:
@@ -75,11 +77,11 @@ def parse_spec(spec: str) -> list[LayerSpec]:
 
 
 def _layer_spec(kind: str, groups: tuple[str | None, ...]) -> LayerSpec:
+    if kind == "linear":
+        return LayerSpec(kind, int(groups[0]), relu=groups[1] == "r")
     value = [int(g) if g is not None else None for g in groups]
     if kind == "conv":
         return LayerSpec(kind, value[0], value[1] or 3, value[2] or 1, value[3] or 0)
-    if kind == "linear":
-        return LayerSpec(kind, value[0])
     if kind == "flatten":
         return LayerSpec(kind)
     if kind == "res":
@@ -225,7 +227,8 @@ def _matrix(name: str, item: LayerSpec, shape: tuple[int, int, int], bits: int, 
                        stride=item.stride, padding=item.padding, pe=pe, simd=simd, in_bits=bits,
                        out_bits=LOGIT_BITS if last else a_bits,
                        acc_bits=accumulator_bits(kernel * kernel * c_in, bits), shift=0, m=zeros, b=zeros,
-                       words=packed.words, row_ptr=packed.row_ptr, col_idx=packed.col_idx, is_output=last)
+                       words=packed.words, row_ptr=packed.row_ptr, col_idx=packed.col_idx, is_output=last,
+                       relu=item.relu)
 
 
 def _calibrate(layer: MatrixLayer, acc: np.ndarray, a_bits: int, rng: np.random.Generator) -> MatrixLayer:

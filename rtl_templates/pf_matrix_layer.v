@@ -31,6 +31,7 @@ module pf_matrix_layer #(
     parameter SHIFT = 0,
     parameter IS_OUTPUT = 0,
     parameter SIGNED = 0,      // two's-complement output clamp (a residual branch's end)
+    parameter RELU = 0,        // output layer: logits clamped at 0 (a model ending in ReLU)
     parameter OUT_FOLDS = 1,
     parameter PW = 1,        // clog2(OUT_FOLDS + 1): fold counter width
     parameter OUT_CHANNELS = 4,
@@ -270,7 +271,8 @@ module pf_matrix_layer #(
         end
     endgenerate
     pf_requant #(.LANES(PE), .ACC_BITS(ACC_BITS), .M_BITS(M_BITS), .RQ_W(RQ_W), .SHIFT(SHIFT),
-                 .OUT_BITS(OUT_BITS), .IS_OUTPUT(IS_OUTPUT), .SIGNED(SIGNED)) u_rq (
+                 .OUT_BITS(OUT_BITS), .IS_OUTPUT(IS_OUTPUT), .SIGNED(SIGNED),
+                 .RELU(RELU)) u_rq (
         .clk(clk), .acc(acc), .m(rq_m), .b(rq_b), .y(wr_data));
 
     reg rq_valid1, rq_valid2, rq_end1, rq_end2;

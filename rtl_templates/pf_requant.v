@@ -2,7 +2,7 @@
 // Requantizer, LANES in parallel, 2 cycles: y = clamp((acc*m + b) >>> SHIFT, 0, 2^OUT_BITS - 1); with
 // SIGNED = 1 (a residual branch's end, read by an add) the clamp is to [-2^(OUT_BITS-1), 2^(OUT_BITS-1) - 1]
 // in two's complement; for the output layer (IS_OUTPUT = 1) y = acc*m + b as OUT_BITS-bit two's
-// complement. The acc*m multiply lives here, outside the PE array (one per lane, once per output fold).
+// complement, clamped at 0 when RELU = 1 (a model ending in ReLU). The acc*m multiply lives here, outside the PE array (one per lane, once per output fold).
 module pf_requant #(
     parameter LANES = 1,
     parameter ACC_BITS = 16,  // signed accumulator
@@ -11,7 +11,8 @@ module pf_requant #(
     parameter SHIFT = 0,
     parameter OUT_BITS = 8,
     parameter IS_OUTPUT = 0,
-    parameter SIGNED = 0
+    parameter SIGNED = 0,
+    parameter RELU = 0
 ) (
     input  wire                      clk,
     input  wire [LANES*ACC_BITS-1:0] acc,
@@ -39,7 +40,7 @@ module pf_requant #(
                 bias <= b[l*RQ_W +: RQ_W];
             end
             if (IS_OUTPUT != 0) begin : g_logit
-                always @(posedge clk) result <= total[OUT_BITS-1:0];
+                always @(posedge clk) result <= (RELU != 0 && total[RQ_W-1]) ? {OUT_BITS{1'b0}} : total[OUT_BITS-1:0];
                 wire unused_high = &{1'b0, total[RQ_W-1:OUT_BITS], 1'b0};
             end else if (SIGNED != 0) begin : g_signed
                 wire signed [RQ_W-1:0] shifted = total >>> SHIFT;

@@ -93,6 +93,7 @@ def _set(layer, key, value):
     (_set("avgpool3", "name", "input"), "'input' names the network's input"),
     (_set("res1a", "inputs", ["bad name"]), "'bad name' is not a layer name"),
     (_set("res1", "c", 1 << 40), "layer 'res1': c:"),
+    (_set("res2a", "relu", True), "layer 'res2a': relu: only the output layer has one"),
 ])
 def test_hostile_graphs_are_refused_in_one_line(residual, tmp_path, edit, message):
     folder = _edit(save(residual, tmp_path / "ir"), edit)

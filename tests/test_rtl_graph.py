@@ -84,3 +84,18 @@ def test_a_wrong_add_multiplier_is_caught(tmp_path):
     top.write_text(text)
     summary = run_sim(project, "icarus", vectors=3, seed=2, stall=0.0)
     assert summary["bit_exact"] is False and summary["mismatches"] > 0
+
+
+def test_logits_clamped_at_zero_in_every_view(tmp_path):
+    """A model ending in ReLU: the output layer's `relu` clamps the logits at 0 in C-sim, Icarus and
+    Verilator alike; with the clamp removed from the generated RTL the bench sees the negative logits."""
+    from pyflow import fuzz
+
+    case = fuzz.FuzzCase("conv4k3p1 maxpool2 linear6r", (1, 6, 6), pe=2, simd=2, keep=1.0, a_bits=8, seed=3)
+    outcome = fuzz.check_case(case, fuzz.Options(vectors=4), tmp_path / "views")
+    assert outcome.passed, outcome.failures
+    project = generate(case.network(), None, tmp_path / "planted")
+    top = project / "verilog" / "pyflow_top.v"
+    assert top.read_text().count(".RELU(1)") == 1
+    top.write_text(top.read_text().replace(".RELU(1)", ".RELU(0)"))
+    assert run_sim(project, "icarus", vectors=4, seed=3, stall=0.0)["mismatches"] > 0

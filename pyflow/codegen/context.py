@@ -47,6 +47,7 @@ def _matrix_context(layer: MatrixLayer) -> dict[str, Any]:
         "m_pad": layer.m_pad, "out_folds": layer.out_folds, "col_folds": layer.col_folds,
         "tiles_total": layer.tiles_total, "n_kept": layer.n_kept, "word_bits": layer.word_bits,
         "acc_bits": layer.acc_bits, "shift": layer.shift, "is_output": layer.is_output, "signed": layer.signed,
+        "relu": layer.relu,
         "m": [int(v) for v in layer.m] + [0] * pad,  # padded to m_pad: padded lanes output b = 0
         "b": [int(v) for v in layer.b] + [0] * pad,
         "words": word_values(layer),  # one integer per kept tile (pyflow.ir.packing)

@@ -111,6 +111,7 @@ def _matrix_params(network: Network, layer: MatrixLayer, sized: EngineSizing) ->
             "IN_BITS": layer.in_bits, "OUT_BITS": layer.out_bits, "ACC_BITS": layer.acc_bits, "SUM_W": sized.sum_w,
             "PE_LAT": sized.pe_lat, "M_BITS": M_BITS, "RQ_W": sized.rq_w, "SHIFT": layer.shift,
             "IS_OUTPUT": int(layer.is_output), **({"SIGNED": 1} if layer.signed else {}),
+            **({"RELU": 1} if layer.relu else {}),
             "OUT_FOLDS": layer.out_folds, "PW": sized.pw,
             "OUT_CHANNELS": layer.out_channels, "OUT_STRIDE": sized.out_stride, "ROM_DEPTH": sized.rom_depth,
             "TW": sized.tw, "IN_AW": sized.in_buffer.aw, "OUT_AW": sized.out_aw, "MEM_DIR": "MEM_DIR",

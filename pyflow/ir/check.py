@@ -107,6 +107,8 @@ def _check_matrix(layer: MatrixLayer, a_bits: int, last: bool) -> None:
     expected_bits = LOGIT_BITS if last else a_bits
     if layer.out_bits != expected_bits:
         raise _fail(layer, f"out_bits: {layer.out_bits}, expected {expected_bits}")
+    if layer.relu and not last:
+        raise _fail(layer, "relu: only the output layer has one (a hidden layer's clamp at 0 is its ReLU)")
     if layer.signed and (last or layer.out_bits < 2):
         raise _fail(layer, "signed: the output layer returns logits; a signed activation needs 2 bits or more")
     need = accumulator_bits(layer.fan_in, layer.in_bits)

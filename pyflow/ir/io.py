@@ -77,7 +77,7 @@ def _layer_json(layer: Layer, inputs: tuple[str, ...]) -> dict[str, Any]:
     common = {"name": layer.name, "in_shape": list(layer.in_shape), "in_bits": layer.in_bits, "inputs": list(inputs)}
     if isinstance(layer, MatrixLayer):
         scalars = ("kind", "out_channels", "kernel", "stride", "padding", "pe", "simd", "out_bits",
-                   "acc_bits", "shift", "is_output", "signed")
+                   "acc_bits", "shift", "is_output", "signed", "relu")
         return {"type": "matrix", **common, **{key: getattr(layer, key) for key in scalars},
                 "tiles_kept": layer.n_kept, "tiles_total": layer.tiles_total}
     if isinstance(layer, PoolLayer):

@@ -24,7 +24,8 @@ Layout — written down here once; every other module (packing, golden model, HL
 
 Integer contract (DESIGN §2): ``acc[o] = Σ t[o,i]·x[i]`` over kept tiles; a hidden layer returns
 ``clamp((acc·m[o] + b[o]) >> shift, 0, 2^out_bits − 1)`` (arithmetic shift), the output layer returns
-``acc·m[o] + b[o]`` as int32 logits. Average pooling sums its window and requantizes with scalar
+``acc·m[o] + b[o]`` as int32 logits (with ``relu``, a model ending in ReLU: ``max(acc·m[o] + b[o], 0)``).
+Average pooling sums its window and requantizes with scalar
 ``m, b, shift``; max pooling compares. ``shift`` is one per layer (the requantizer is a constant shift
 in hardware); per-channel precision is carried by ``m``.
 
@@ -124,6 +125,7 @@ class MatrixLayer:
     col_idx: np.ndarray  # int64 [n_kept]
     is_output: bool = False
     signed: bool = False  # a residual branch's end: a two's-complement output read only by adds
+    relu: bool = False  # the output layer only: logits max(acc·m + b, 0), for a model whose forward ends in ReLU
     inputs: tuple[str, ...] = ()  # () = the layer before
 
     def __post_init__(self) -> None:
@@ -133,6 +135,7 @@ class MatrixLayer:
         _integers(self, MATRIX_LIMITS)
         object.__setattr__(self, "is_output", fields.boolean(self.name, "is_output", self.is_output))
         object.__setattr__(self, "signed", fields.boolean(self.name, "signed", self.signed))
+        object.__setattr__(self, "relu", fields.boolean(self.name, "relu", self.relu))
         _inputs(self, (0, 1))
         if self.padding >= self.kernel:
             raise _fail(self.name, "padding", f"must be in [0, kernel), got {self.padding}")

@@ -35,7 +35,7 @@ TOP_FIELDS = {"schema_version", "name", "input_shape", "input_bits", "a_bits", "
 TOP_OPTIONAL = {"meta"}
 LAYER_TYPES = {"matrix": MatrixLayer, "pool": PoolLayer, "flatten": FlattenLayer, "add": AddLayer}
 V1_TYPES = ("matrix", "pool", "flatten")  # version 1 is a chain: no add, no ``inputs``, no ``signed``
-V2_FIELDS = {"inputs", "signed"}
+V2_FIELDS = {"inputs", "signed", "relu"}
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error,
                 NotImplementedError, RuntimeError)  # what zipfile and the .npy header parser raise
 
