@@ -145,6 +145,46 @@ ACCEPTED = textwrap.dedent("""
             z = torch.add(self.c2(y), y)
             z = F.max_pool2d(F.relu(z), 2)
             return self.fc(z.reshape(-1, z.size(1) * z.size(2) * z.size(3)))
+
+
+    class Squeezes(nn.Module):  # unsqueeze/squeeze back (also around a Linear), [B, C, 1, 1] squeezed to [B, C]
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 8, 3, padding=1)
+            self.fc = nn.Linear(8, 16)
+            self.fc2 = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = torch.unsqueeze(x, 1).squeeze(1)
+            x = F.adaptive_avg_pool2d(F.relu(self.c(x)), 1)
+            x = torch.relu(self.fc(x.squeeze((2, 3))))
+            return torch.squeeze(self.fc2(x.unsqueeze(dim=1)), dim=1)
+
+
+    class SqueezeHead(nn.Module):  # 1x1 conv logits squeezed to [B, classes] by dims
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 8, 3)
+            self.head = nn.Conv2d(8, 10, 6)
+
+        def forward(self, x):
+            return self.head(F.relu(self.c(x))).squeeze(3).squeeze(-1)
+
+
+    class Linears(nn.Module):  # Linear -> Dropout -> Linear, and three Linears in a row: folded in float
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc1 = nn.Linear(4 * 8 * 8, 32)
+            self.fc2 = nn.Linear(32, 16, bias=False)
+            self.fc3 = nn.Linear(16, 12, bias=False)
+            self.fc4 = nn.Linear(12, 12)
+            self.fc5 = nn.Linear(12, 10)
+
+        def forward(self, x):
+            x = torch.flatten(F.relu(self.c(x)), 1)
+            x = F.relu(self.fc2(F.dropout(self.fc1(x), 0.5, self.training)))
+            return self.fc5(self.fc4(self.fc3(x)))
 """)
 
 REFUSED = textwrap.dedent("""
@@ -165,6 +205,7 @@ REFUSED = textwrap.dedent("""
             self.avg = nn.AvgPool2d(3, 1, padding=1)
             self.bn = nn.BatchNorm2d(4)
             self.zpad = nn.ZeroPad2d((1, 0, 1, 0))
+            self.bn1d = nn.BatchNorm1d(10)
 
 
     class Leaky(Base):
@@ -185,10 +226,42 @@ REFUSED = textwrap.dedent("""
             return self.fc(x.flatten(1))
 
 
-    class TwoLinear(Base):
+    class LinearBnLinear(Base):
         def forward(self, x):
             x = F.relu(self.c(x)).flatten(1)
-            return self.fc2(self.fc(x))  # refused: TwoLinear
+            return self.fc2(self.bn1d(self.fc(x)))  # refused: LinearBnLinear
+
+
+    class TwoReaders(Base):
+        def forward(self, x):
+            y = self.fc(F.relu(self.c(x)).flatten(1))
+            return self.fc2(y) + self.fc2(F.relu(y))  # refused: TwoReaders
+
+
+    class SqueezeBatch(Base):
+        def forward(self, x):
+            return self.fc(F.relu(self.c(x)).flatten(1).squeeze(0))  # refused: SqueezeBatch
+
+
+    class ReluUnsqueezed(Base):
+        def forward(self, x):
+            x = F.relu(F.relu(self.c(x)).unsqueeze(1))  # refused: ReluUnsqueezed
+            return self.fc(x.squeeze(1).flatten(1))
+
+
+    class UnsqueezedLogits(Base):
+        def forward(self, x):
+            return self.fc(F.relu(self.c(x)).flatten(1)).unsqueeze(1)  # refused: UnsqueezedLogits
+
+
+    class SqueezeAll(Base):
+        def forward(self, x):
+            return self.fc(torch.squeeze(F.relu(self.c(x)).flatten(1)))  # refused: SqueezeAll
+
+
+    class BnEnd(Base):
+        def forward(self, x):
+            return self.bn(F.relu(self.c(x)))  # refused: BnEnd
 
 
     class AddNoRelu(Base):
@@ -245,11 +318,6 @@ REFUSED = textwrap.dedent("""
             y = self.c2(x)
             z = F.relu(y + x) + F.relu(y)  # refused: TwoWays
             return self.fc(F.relu(z).flatten(1))
-
-
-    class ReluLogits(Base):
-        def forward(self, x):
-            return F.relu(self.fc(F.relu(self.c(x)).flatten(1)))  # refused: ReluLogits
 
 
     class Reshape(Base):
@@ -324,6 +392,9 @@ FAMILIES = {  # name: (ops the import gives, IR layers, how the user's output re
     "ConvLogits": ("conv relu avgpool avgpool conv", "conv avgpool avgpool conv", None),
     "Residual": ("conv relu conv bn quant add relu conv quant add relu maxpool flatten linear",
                  "conv conv add conv add maxpool flatten linear", None),
+    "Squeezes": ("conv relu avgpool flatten linear relu linear", "conv avgpool flatten linear linear", None),
+    "SqueezeHead": ("conv relu conv", "conv conv", None),
+    "Linears": ("conv relu flatten linear relu linear", "conv flatten linear linear", None),
 }
 _IR_KIND = {"MatrixLayer": lambda layer: layer.kind, "AddLayer": lambda layer: "add",
             "PoolLayer": lambda layer: layer.kind, "FlattenLayer": lambda layer: "flatten"}
@@ -368,7 +439,14 @@ REFUSALS = {  # name: (the operation named, the rewrite suggested)
     "Leaky": ("'LeakyReLU' in layer 'leaky'", "passes negative values.*use ReLU"),
     "Hard": ("'Hardtanh' in layer 'tanh'", "clamps to a fixed range.*use ReLU"),
     "AvgPad": ("'AvgPool2d' in layer 'avg'", "count_include_pad.*use padding=0"),
-    "TwoLinear": ("layer 'fc0' is a hidden layer, so it must be followed by ReLU", "put a ReLU between fc0 and it"),
+    "LinearBnLinear": ("layer 'fc0' is a hidden layer, so it must be followed by ReLU",
+                       "put a ReLU between fc0 and it"),
+    "TwoReaders": ("layer 'fc0' is a hidden layer, so it must be followed by ReLU", "put a ReLU between fc0 and it"),
+    "SqueezeBatch": ("'squeeze'", "a squeeze of the batch dimension \\(dim 0\\).*squeeze dimensions from 1 on"),
+    "ReluUnsqueezed": ("'relu'.*unsqueezed to \\[1, 4, 8, 8\\]", "squeeze it back"),
+    "UnsqueezedLogits": ("returns logits unsqueezed to \\[1, 10\\]", "logits are \\[B, classes\\]: squeeze them back"),
+    "SqueezeAll": ("'squeeze'", "drops the batch when it is 1; name the dims: x.squeeze\\(-1\\)"),
+    "BnEnd": ("ends in 'BatchNorm2d' \\(layer 'bn'", "no ReLU, pooling or BatchNorm after it"),
     "AddNoRelu": ("'flatten'", "adds are followed by ReLU.*torch.relu\\(a \\+ b\\)"),
     "TwoInputs": ("takes more than one input \\('x', 'y'", "give the forward one tensor"),
     "Pair": ("returns a tuple", "return only the logits"),
@@ -378,7 +456,6 @@ REFUSALS = {  # name: (the operation named, the rewrite suggested)
     "AvgRaw": ("'avg_pool2d'", "put the ReLU first"),
     "Unused": ("the result of 'conv1' in layer 'c2'", "remove it from the forward"),
     "TwoWays": ("read 2 ways", "read it once"),
-    "ReluLogits": ("ends in an activation", "no ReLU or pooling after it"),
     "Reshape": ("'view'", "x.view\\(x.size\\(0\\), -1\\)"),
 }
 
@@ -394,6 +471,46 @@ def test_refused_family_names_the_operation_the_source_line_and_the_rewrite(refu
     assert f"graph_refused.py:{line}" in message, message
     assert re.search(operation, message), message
     assert re.search(rewrite, message), message
+
+
+def test_linears_fold_exactly_into_the_first_keeping_its_name(accepted):
+    model = _user(accepted, "Linears")
+    ops, chain = _rebuilt(model)
+    linears = [(op["name"], op["c_in"], op["c_out"], op["bias"], op["source"]) for op in ops if op["op"] == "linear"]
+    assert linears == [("fc0", 256, 16, True, "fc1+fc2"), ("fc1", 16, 10, True, "fc3+fc4+fc5")]
+    x = torch.rand(8, 1, 8, 8)
+    assert torch.allclose(chain(x), model(x), atol=1e-5)
+    assert all(p.requires_grad for p in model.parameters()) and model.fc1.out_features == 32  # the user's untouched
+
+
+@pytest.mark.parametrize("model, shape, vector", [
+    (torch.nn.Sequential(torch.nn.MaxPool2d(2)), (2, 4, 4), False),
+    (torch.nn.Sequential(torch.nn.BatchNorm1d(16)), (16, 1, 1), True),
+    (torch.nn.Sequential(torch.nn.AvgPool2d(2), torch.nn.ReLU()), (2, 4, 4), False),
+])
+def test_a_model_without_a_matrix_layer_says_so(model, shape, vector):
+    with pytest.raises(PyflowError) as info:
+        trace_graph(model, shape, vector)
+    assert str(info.value) == "the model has no Conv2d or Linear layer: nothing for pyflow to compress"
+
+
+@pytest.mark.parametrize("model", [
+    torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.ReLU()),
+    torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten()),
+    torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10), torch.nn.ReLU()),
+])
+def test_a_final_relu_becomes_the_logits_clamp(model):
+    """A forward ending in ReLU after its logits layer: the IR's output layer with ``relu`` (logits clamped at
+    0, bit-exact in every view: tests/test_rtl_graph.py); flattens after it go, the logits are flattened anyway."""
+    ops, _ = trace_graph(model, (1, 8, 8))
+    assert ops[-1]["op"] == "logit_relu"
+    assert [op["op"] for op in ops if op["op"] in ("conv", "linear")][-1] in ("conv", "linear")
+
+
+def test_a_relu_after_a_pool_of_the_logits_is_still_refused():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.ReLU())
+    with pytest.raises(PyflowError, match=r"^the model's forward ends in 'ReLU' \(layer '3'\)"):
+        trace_graph(model, (1, 8, 8))
 
 
 def test_a_refusal_inside_an_nn_sequential_names_the_module():

@@ -58,10 +58,11 @@ USER_MODEL = textwrap.dedent("""
         def __init__(self):
             super().__init__()
             self.a = nn.Linear(64, 16)
+            self.norm = nn.BatchNorm1d(16)
             self.b = nn.Linear(16, 10)
 
         def forward(self, x):
-            return self.b(self.a(torch.flatten(x, 1)))
+            return self.b(self.norm(self.a(torch.flatten(x, 1))))
 
 
     def make_net():

@@ -156,6 +156,8 @@ class ChainNet(nn.Module):
         if kind == "bn":
             norm = nn.BatchNorm2d if op["dims"] == 2 else nn.BatchNorm1d
             return f"{owner}_bn", norm(op["channels"], eps=op["eps"]), owner
+        if kind == "logit_relu":  # the logits clamped at 0, unquantized like the logits
+            return f"{owner}_relu", nn.ReLU(), owner
         if kind in ("relu", "quant") and owner:
             return f"{owner}_act", ActQuant(self.a_bits, signed=kind == "quant"), owner
         if kind == "relu" and source != INPUT_OP and self.ops[source]["op"] == "add":

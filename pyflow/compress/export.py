@@ -82,7 +82,8 @@ def _tiles(layer: TernaryMatrix) -> tuple[Any, dict[str, int]]:
 
 
 def _matrix_layer(layer: TernaryMatrix, bn: nn.Module | None, act: ActQuant | None, s_in: float,
-                  in_bits: int, a_bits: int, inputs: tuple[str, ...] = ()) -> tuple[MatrixLayer, dict[str, int], float]:
+                  in_bits: int, a_bits: int, inputs: tuple[str, ...] = (), relu: bool = False
+                  ) -> tuple[MatrixLayer, dict[str, int], float]:
     geom = layer.geom
     packed, counts = _tiles(layer)
     gain, shift_h = _bn_affine(bn, geom.c_out)
@@ -104,7 +105,7 @@ def _matrix_layer(layer: TernaryMatrix, bn: nn.Module | None, act: ActQuant | No
                      kernel=geom.kernel, stride=geom.stride, padding=geom.padding, pe=layer.pe, simd=layer.simd,
                      in_bits=in_bits, out_bits=out_bits, acc_bits=acc_bits, shift=shift, m=m, b=bq,
                      words=packed.words, row_ptr=packed.row_ptr, col_idx=packed.col_idx, is_output=act is None,
-                     signed=act is not None and act.signed, inputs=inputs)
+                     signed=act is not None and act.signed, relu=relu and act is None, inputs=inputs)
     return ir, counts, s_out
 
 
@@ -173,15 +174,16 @@ class _Builder:
         model, after = self.model, [index]
         name = model.ops[index]["name"]
         readers = model.readers(index)
-        while len(readers) == 1 and model.ops[readers[0]]["op"] in ("bn", "relu", "quant") and \
+        while len(readers) == 1 and model.ops[readers[0]]["op"] in ("bn", "relu", "quant", "logit_relu") and \
                 model.owner[readers[0]] == name:
             after.append(readers[0])
             readers = model.readers(readers[0])
         modules = [getattr(model, model.names[i]) for i in after]
         bn = next((m for m in modules if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)), None)
         act = next((m for m in modules if isinstance(m, ActQuant)), None)
+        relu = any(model.ops[i]["op"] == "logit_relu" for i in after)
         layer, counts, s_out = _matrix_layer(modules[0], bn, act, source.scale, source.bits, model.a_bits,
-                                             self.inputs([source.name]))
+                                             self.inputs([source.name]), relu)
         self.report[layer.name] = {**counts, "requested_keep": self.requested.get(layer.name)}
         self.append(index, layer, s_out, layer.signed)
         for i in after[1:]:

@@ -2,6 +2,8 @@
 per-channel affine ``y = gain·x + shift`` — a BatchNorm after a ReLU, a constant scaling such as ``2*x - 1`` —
 into the Conv2d or Linear that reads it: ``W' = W·gain`` (per input channel), ``b' = b + Σ W·shift``.
 Exact in floating point when the layer does not pad, or when ``shift = 0`` (zero padding stays zero).
+Two Linears with nothing between fold into one, ``W = W2·W1``, ``b = W2·b1 + b2`` (exact up to float rounding;
+computed in float64).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Value:
     shift: np.ndarray | None = None
     pad: int = 0  # act: zero padding waiting for the next Conv2d
     pending: str = ""  # what made the gain/shift/pad, for messages
+    view: tuple[int, ...] | None = None  # the user's shape when an unsqueeze made it differ from ``shape``
 
 
 def bn_affine(bn: nn.Module) -> tuple[np.ndarray, np.ndarray]:
@@ -61,3 +64,21 @@ def fold_affine(module: nn.Conv2d | nn.Linear, gain: np.ndarray, shift: np.ndarr
         base = module.bias.detach().double() if module.bias is not None else torch.zeros(len(offset))
         folded.bias = nn.Parameter((base + offset).to(module.weight.dtype))
     return folded
+
+
+def fold_linear_pair(first: nn.Linear, second: nn.Linear) -> nn.Linear:
+    """One Linear computing ``second(first(x))``: ``W = W2·W1``, ``b = W2·b1 + b2`` (float64, then the weights'
+    dtype); without a bias when neither has one."""
+    w1, w2 = first.weight.detach().double(), second.weight.detach().double()
+    bias = torch.zeros(w2.shape[0], dtype=torch.float64)
+    if first.bias is not None:
+        bias = bias + w2 @ first.bias.detach().double()
+    if second.bias is not None:
+        bias = bias + second.bias.detach().double()
+    has_bias = first.bias is not None or second.bias is not None
+    folded = nn.Linear(first.in_features, second.out_features, bias=has_bias, dtype=first.weight.dtype)
+    with torch.no_grad():
+        folded.weight.copy_(w2 @ w1)
+        if has_bias:
+            folded.bias.copy_(bias)
+    return folded.train(first.training)

@@ -56,7 +56,8 @@ _SCALE = {operator.mul, operator.imul, operator.sub, operator.isub, operator.tru
 class Form:
     """One operation, normalised: its kind, the tensor operands in order, and its parameters."""
 
-    kind: str  # conv linear bn relu identity flatten reshape maxpool avgpool gap pad softmax add scale activation
+    kind: str  # conv linear bn relu identity flatten reshape squeeze unsqueeze maxpool avgpool gap pad softmax add
+    # scale activation
     operands: tuple[fx.Node, ...]
     params: dict[str, Any] = field(default_factory=dict)
     inplace: bool = False  # it overwrites its first operand (relu_, inplace=True, add_, +=)
@@ -153,6 +154,8 @@ def _function_form(node: fx.Node) -> Form | None:
     if target is torch.flatten:
         bound = _bind(node, ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1})
         return Form("flatten", operands, {"start": bound["start_dim"], "end": bound["end_dim"]})
+    if target in (torch.squeeze, torch.unsqueeze):
+        return Form(target.__name__, operands, {"dim": _bind(node, ("dim",), {"dim": None})["dim"]})
     if target is torch.reshape:
         shape = node.args[1] if len(node.args) > 1 else node.kwargs.get("shape", ())
         return Form("reshape", operands, {"shape": tuple(shape) if isinstance(shape, tuple | list) else (shape,)})
@@ -196,6 +199,8 @@ def _method_form(node: fx.Node) -> Form | None:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
         return Form("reshape", operands, {"shape": tuple(shape)})
+    if name in ("squeeze", "unsqueeze"):
+        return Form(name, operands, {"dim": _bind(node, ("dim",), {"dim": None})["dim"]})
     if name == "contiguous":
         return Form("identity", operands)
     if name in ("softmax", "log_softmax"):

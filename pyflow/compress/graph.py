@@ -5,8 +5,10 @@ checkpoint's meta.json.
 Kinds: ``conv`` / ``linear`` (named ``conv0, conv1, …`` / ``fc0, …`` in forward order), ``bn`` and the
 activation of the matrix layer before it — ``relu`` (unsigned) or ``quant`` (signed: a residual branch's end,
 read only by adds) — ``maxpool`` / ``avgpool`` (``pool0, …``), ``flatten`` (``flatten0, …``) and ``add``
-(``add0, …``, always read by its ``relu``). An op reads the ops listed in ``inputs`` (indices; ``-1`` is the
-network input); without ``inputs`` it reads the op before it, so a chain is written as it always was.
+(``add0, …``, always read by its ``relu``), and ``logit_relu``: a forward ending in ReLU after the logits
+layer (the IR's output layer with ``relu``: logits clamped at 0). An op reads the ops listed in ``inputs``
+(indices; ``-1`` is the network input); without ``inputs`` it reads the op before it, so a chain is written as
+it always was.
 The last op gives the logits.
 """
 

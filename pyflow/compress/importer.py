@@ -7,13 +7,22 @@ Accepted, whichever way it is written (:mod:`pyflow.compress.forms`): Conv2d (gr
 zero padding), Linear, BatchNorm1d/2d, ReLU, max/average pooling without padding, global average pooling
 (``AdaptiveAvgPool2d(1)``), flatten (``nn.Flatten``, ``torch.flatten(x, 1)``, ``x.flatten(1)``,
 ``x.view(x.size(0), -1)``, ``x.view(x.shape[0], -1)``, ``x.view(-1, N)``, ``reshape`` alike), Dropout and
-Identity (dropped), ``a + b`` / ``torch.add`` / ``+=`` of two activations followed by ReLU. Rewritten exactly:
+Identity (dropped), ``a + b`` / ``torch.add`` / ``+=`` of two activations followed by ReLU. ``squeeze`` /
+``unsqueeze`` (``x.squeeze(…)``, ``torch.squeeze``, alike) that add or remove size-1 dimensions but not the batch
+are no-ops, or a flatten when they turn a ``[B, C, 1, 1]`` map into ``[B, C]``; between an unsqueeze and the
+squeeze undoing it only a Linear on the last dimension, Dropout and other squeezes may run. A squeeze names its
+dims (``x.squeeze()`` would drop a batch of 1 too). Rewritten exactly:
 
 * max pooling and flatten between a layer and its ReLU move after the ReLU (they commute with it);
 * a BatchNorm after a ReLU, a constant scaling ``x·k + b`` (``2*x - 1``) of the input or of a ReLU output,
   and zero padding (``ZeroPad2d``, ``ConstantPad2d(p, 0)``, ``F.pad``, symmetric) fold into the Conv2d or
   Linear reading them (a constant shift cannot fold into a padded Conv2d: refused);
-* Softmax / log-softmax on the logits is dropped: it does not change the argmax, the prediction.
+* two Linears with nothing between them (Dropout aside), the first read by nothing else, fold in float into one
+  Linear, ``W = W2·W1``, ``b = W2·b1 + b2`` (on the trained weights, before compression; see
+  :func:`~pyflow.compress.folds.fold_linear_pair`);
+* Softmax / log-softmax on the logits is dropped: it does not change the argmax, the prediction;
+* a ReLU right after the logits layer (then maybe flattens) ends the forward as the IR output layer's ``relu``:
+  the logits clamped at 0, in every backend (``logit_relu``).
 
 Everything else is refused with one line naming the operation, the module, the source ``file:line`` (the
 innermost frame of the user's code; none for an ``nn.Sequential``) and what to write instead.
@@ -29,7 +38,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from pyflow.compress.folds import Value, bn_affine, composed, fold_affine
+from pyflow.compress.folds import Value, bn_affine, composed, fold_affine, fold_linear_pair
 from pyflow.compress.forms import (
     Form,
     Recorder,
@@ -46,6 +55,8 @@ from pyflow.compress.graph import INPUT_OP, MATRIX, geom_op, op_inputs, validate
 from pyflow.compress.ternary import Geometry
 from pyflow.errors import PyflowError
 
+_PASS_THROUGH = ("identity", "squeeze", "unsqueeze")  # a Linear's output read through these still folds
+_ON_VIEWS = (*_PASS_THROUGH, "linear", "flatten", "reshape")  # what may read an unsqueezed tensor
 SUPPORTED = ("Conv2d, Linear, BatchNorm, ReLU, max/average pooling, global average pooling, flatten, Dropout, "
              "residual adds followed by ReLU")
 
@@ -82,6 +93,7 @@ class _Importer:
         self.ops: list[dict[str, Any]] = []
         self.sources: list[nn.Module | None] = []
         self.lines: list[str] = []  # where each op was written, for the refusals of validate()
+        self.nodes: list[fx.Node] = []  # the fx node whose result each op is
         self.env: dict[fx.Node, Value] = {}
         self.counts: dict[str, int] = {}
         self.activation_of: dict[tuple[str, int], int] = {}  # ("relu" | "quant", op) → its activation op
@@ -106,6 +118,7 @@ class _Importer:
         self.ops.append(op)
         self.sources.append(source)
         self.lines.append(self.at(node))
+        self.nodes.append(node)
         return len(self.ops) - 1
 
     def shape(self, node: fx.Node) -> tuple[int, ...]:
@@ -148,6 +161,12 @@ class _Importer:
             self.value_of(extra[0], node)  # a tensor argument pyflow cannot fold: refused there
             raise self.refuse(node, f"it takes a second tensor ({extra[0].name!r}); pyflow imports {SUPPORTED}",
                               module)
+        viewed = next((v for v in values if v.view is not None), None)
+        if viewed is not None and form.kind not in _ON_VIEWS:
+            raise self.refuse(node, f"it reads a tensor unsqueezed to {list(viewed.view)} (without the batch); "
+                                    "squeeze it back to the shape before the unsqueeze first", module)
+        if form.kind in ("flatten", "reshape"):  # from the user's shape: the unsqueeze is undone
+            values = [replace(v, view=None) for v in values]
         value = getattr(self, f"on_{form.kind}")(node, form, module, *values)
         self.env[node] = value
         if form.inplace:  # relu_ / inplace=True / += overwrite their input: later readers see the result
@@ -174,6 +193,9 @@ class _Importer:
                      self.shape(node))
 
     def on_linear(self, node: fx.Node, form: Form, module: nn.Linear, x: Value) -> Value:
+        view = self.linear_view(node, module, x)
+        if self.folds_into_linear(node, x):
+            return replace(self.fold_linears(node, module, x), view=view)
         self.need_activation(node, x, module)
         if len(x.shape) != 1 or x.pad:
             raise self.refuse(node, f"a Linear on a {x.shape} feature map; flatten it first (nn.Flatten or "
@@ -183,8 +205,42 @@ class _Importer:
         source = self.fold(node, module, x, 0)
         geom = Geometry(self.name("fc"), "linear", module.in_features, module.out_features,
                         bias=source.bias is not None, flat_from=flat)
-        return Value(self.emit(geom_op(geom, where(node)), [x.op], source, node, self.shape(node)), "raw",
-                     self.shape(node))
+        shape = (module.out_features,)
+        return Value(self.emit(geom_op(geom, where(node)), [x.op], source, node, shape), "raw", shape, view=view)
+
+    def linear_view(self, node: fx.Node, module: nn.Linear, x: Value) -> tuple[int, ...] | None:
+        """The user's output shape of a Linear reading an unsqueezed vector ``[B, 1, …, F]`` (None otherwise)."""
+        if x.view is None:
+            return None
+        if len(x.shape) != 1 or x.view[-1] != x.shape[0] or any(size != 1 for size in x.view[:-1]):
+            raise self.refuse(node, f"a Linear on a tensor unsqueezed to {list(x.view)} (without the batch); pyflow's "
+                                    "Linear reads [B, F]: squeeze it back first", module)
+        return self.shape(node)
+
+    def folds_into_linear(self, node: fx.Node, x: Value) -> bool:
+        """Whether ``x`` is a Linear's output read only by this Linear (Dropout, squeezes aside): they fold."""
+        if x.kind != "raw" or x.deferred or x.op == INPUT_OP or self.ops[x.op]["op"] != "linear":
+            return False
+        return self.readers(self.nodes[x.op]) == {node}
+
+    def readers(self, node: fx.Node) -> set[fx.Node]:
+        """The nodes reading ``node``'s tensor, looking through Dropout, Identity and squeezes (not sizes)."""
+        found: set[fx.Node] = set()
+        for user in node.users:
+            if is_size(self.tensors.get(user)):
+                continue
+            form = classify(user, self.modules.get(user.target) if user.op == "call_module" else None)
+            found |= self.readers(user) if form is not None and form.kind in _PASS_THROUGH else {user}
+        return found
+
+    def fold_linears(self, node: fx.Node, module: nn.Linear, x: Value) -> Value:
+        """The Linear producing ``x`` and this one as one Linear, in place of the first (keeping its name)."""
+        folded = fold_linear_pair(self.sources[x.op], module)
+        op = self.ops[x.op]
+        op.update(c_out=module.out_features, bias=folded.bias is not None, out_shape=[module.out_features],
+                  source=f"{op['source']}+{where(node)}")
+        self.sources[x.op], self.nodes[x.op] = folded, node
+        return Value(x.op, "raw", (module.out_features,))
 
     def need_activation(self, node: fx.Node, x: Value, module: nn.Module | None) -> None:
         """A matrix layer reads an unsigned activation (or the input), never another layer's raw output."""
@@ -263,6 +319,34 @@ class _Importer:
 
     def on_identity(self, node: fx.Node, form: Form, module: nn.Module | None, x: Value) -> Value:
         return x  # Dropout is the identity at inference
+
+    def on_squeeze(self, node: fx.Node, form: Form, module: None, x: Value) -> Value:
+        dims = form.params["dim"]
+        rank = self.tensors[form.operands[0]].dim()
+        if dims is None:
+            raise self.refuse(node, "a squeeze without dims also drops the batch when it is 1; name the dims: "
+                                    "x.squeeze(-1).squeeze(-1) or torch.flatten(x, 1) for [B, C, 1, 1] -> [B, C]")
+        if dims is not None and 0 in {d % rank for d in (dims if isinstance(dims, tuple | list) else (dims,))}:
+            raise self.refuse(node, "a squeeze of the batch dimension (dim 0); pyflow keeps the batch: squeeze "
+                                    "dimensions from 1 on")
+        return self.resized(node, form, x)
+
+    def on_unsqueeze(self, node: fx.Node, form: Form, module: None, x: Value) -> Value:
+        return self.resized(node, form, x)
+
+    def resized(self, node: fx.Node, form: Form, x: Value) -> Value:
+        """``x`` after a squeeze or unsqueeze: unchanged, flattened, or waiting (``view``) for its undoing."""
+        before, after = tuple(self.tensors[form.operands[0]].shape), tuple(self.tensors[node].shape)
+        if not after or after[0] != before[0] or [s for s in before if s != 1] != [s for s in after if s != 1]:
+            raise self.refuse(node, f"a {form.kind} of {list(before[1:])} to {list(after[1:])} that does not keep the "
+                                    "batch or not only adds or removes size-1 dimensions; pyflow squeezes only to undo "
+                                    "an unsqueeze or to flatten [B, C, 1, 1] to [B, C]")
+        shape = after[1:]
+        if shape == x.shape:
+            return replace(x, view=None)
+        if len(shape) == 1 and len(x.shape) == 3:  # [B, C, 1, 1] -> [B, C]
+            return self.flatten(node, replace(x, view=None))
+        return replace(x, view=shape)
 
     def on_activation(self, node: fx.Node, form: Form, module: nn.Module | None, x: Value) -> Value:
         raise self.refuse(node, f"{form.params['reason']}; use ReLU (nn.ReLU() or F.relu) instead and retrain", module)
@@ -394,13 +478,61 @@ class _Importer:
             raise PyflowError(f"the model's forward returns a {type(result).__name__}{f' ({line})' if line else ''}; "
                               "pyflow exports one logits tensor: return only the logits")
         x = self.value_of(result, node)
+        if not any(op["op"] in MATRIX for op in self.ops):
+            raise PyflowError("the model has no Conv2d or Linear layer: nothing for pyflow to compress")
+        clamp = self.logits_relu(x)
+        if clamp is not None:
+            validate_graph(self.ops, self.lines, clamp)
+            return self.ops, self.sources
         deferred_ok = all(f.kind == "flatten" for _, f in x.deferred) and math.prod(x.shape[1:]) == 1
         if x.kind not in ("raw", "logits") or not deferred_ok:
-            what = {"act": "an activation (a ReLU, pooling or the input)", "sum": "an add"}.get(x.kind, "pooled logits")
-            raise PyflowError(f"the model's forward ends in {what} (layer {self.at(result)}); its last operation must "
-                              "be the Conv2d or Linear giving the logits (no ReLU or pooling after it)")
+            raise self.bad_end(result, x)
+        if x.view is not None:
+            raise PyflowError(f"the model's forward returns logits unsqueezed to {list(x.view)} (without the batch; "
+                              f"layer {self.at(result)}); pyflow's logits are [B, classes]: squeeze them back")
         validate_graph(self.ops, self.lines, x.op)
         return self.ops, self.sources
+
+    def logits_relu(self, x: Value) -> int | None:
+        """A forward ending in ReLU (and maybe flattens) right after its logits layer: the flattens go (the logits
+        are flattened anyway), the ReLU becomes the logits' clamp at 0 (``logit_relu``); its op, or None."""
+        if x.kind != "act" or x.op < 0 or x.gain is not None or x.pad or x.view is not None:
+            return None
+        index = x.op
+        while self.ops[index]["op"] == "flatten":
+            index = op_inputs(self.ops, index)[0]
+            if index < 0:
+                return None
+        source = op_inputs(self.ops, index)[0]
+        if self.ops[index]["op"] != "relu" or source < 0:
+            return None
+        matrix = op_inputs(self.ops, source)[0] if self.ops[source]["op"] == "bn" else source
+        tail = [index, *(i for i in range(index + 1, len(self.ops)))]
+        if matrix < 0 or self.ops[matrix]["op"] not in MATRIX or \
+                any(self.ops[i]["op"] != "flatten" or op_inputs(self.ops, i) != [i - 1] for i in tail[1:]):
+            return None
+        for kept in (self.ops, self.sources, self.lines, self.nodes):
+            del kept[index + 1:]
+        self.ops[index]["op"] = "logit_relu"
+        return index
+
+    def bad_end(self, result: fx.Node, x: Value) -> PyflowError:
+        """The refusal of a forward that does not end in the logits layer, naming its real last operation."""
+        module = self.modules.get(result.target) if result.op == "call_module" else None
+        form = classify(result, module) if result.op != "placeholder" else None
+        last = "the input" if result.op == "placeholder" else f"{describe(result, module)!r}"
+        if x.kind == "sum":
+            last = f"an add ({last})"
+        elif x.kind == "raw":
+            last = f"{last}, pooled logits"
+        where_ = f"(layer {self.at(result)})" if result.op != "placeholder" else "(it returns its input)"
+        if form is not None and form.kind == "relu" and x.kind == "act":
+            fix = "drop the final ReLU (argmax of the logits is unchanged unless all are negative) or add the " \
+                  "Conv2d or Linear giving the logits after it: pyflow's logits are signed"
+        else:
+            fix = "its last operation must be the Conv2d or Linear giving the logits (no ReLU, pooling or " \
+                  "BatchNorm after it)"
+        return PyflowError(f"the model's forward ends in {last} {where_}, not in a Conv2d or Linear; {fix}")
 
 
 def trace_graph(model: nn.Module, input_shape: tuple[int, int, int],
