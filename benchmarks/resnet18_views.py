@@ -9,8 +9,8 @@ epoch per phase (float, ternary + WPC, fine-tune) at a uniform PE x SIMD folding
 means nothing, bit-exactness is the point: the golden model is compared with the fake-quantized torch model
 (agreement), then C-simulation and Verilator with the golden model (``==`` on every logit, every engine's
 cycle counter with the cycle model). Printed: each stage's wall time, the graph (adds, skip buffers' banks),
-the cycle model's interval and latency, and the verdicts. Measured 2026-12-03 on 2 cores: export 50 s,
-C-sim 54 s for 4 images, Verilator 10.5 min (build ~8 min) for 2 images.
+the cycle model's interval and latency, and the verdicts. The same steps from the command line, 2026-12-03
+on 2 cores: export 50 s, C-sim 54 s for 4 images, Verilator 10.5 min (build ~8 min) for 2 images.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def main() -> int:
     parser.add_argument("--work", default=None, help="folder for the artifacts (default: a temp dir)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="pyflow-resnet18-"))
+    work.mkdir(parents=True, exist_ok=True)
     data = synthetic_cifar(work / "data.npz")
     config = CompressConfig(out=str(work / "ckpt"), model="resnet18", data=data, pe=args.pe, simd=args.simd,
                             keep_tiles=args.keep, fp_epochs=1, ternary_epochs=1, finetune_epochs=1, seed=0)
