@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from pyflow.cli import main
-from pyflow.compress.chain import ChainNet, trace_chain
+from pyflow.compress.chain import ChainNet
 from pyflow.compress.checkpoint import load_compressed, load_state
 from pyflow.compress.config import CompressConfig, parse_folding, parse_keep
+from pyflow.compress.importer import trace_graph
 from pyflow.compress.ternary import Geometry, TernaryMatrix, ir_matrix, penalty, tile_ids
 from pyflow.compress.train import fraction_for_compression, freeze_masks
 from pyflow.errors import PyflowError
@@ -106,7 +107,7 @@ def test_wpc_pulls_only_tiles_below_tau_and_group_lasso_pulls_all():
 
 def _chain(folding=None):
     torch.manual_seed(0)
-    ops, sources = trace_chain(build_model("digits-cnn", (1, 8, 8), 10), (1, 8, 8))
+    ops, sources = trace_graph(build_model("digits-cnn", (1, 8, 8), 10), (1, 8, 8))
     chain = ChainNet(ops, folding or {"conv0": (8, 1), "conv1": (8, 8), "fc0": (8, 8)})
     chain.load_from(sources)
     chain.set_ternary(True)
@@ -242,7 +243,7 @@ def test_penalty_and_freeze_cover_every_conv_of_a_resnet_including_the_shortcuts
     from pyflow.compress.train import TilePenalty
 
     torch.manual_seed(0)
-    ops, sources = trace_chain(build_model("resnet8", (1, 8, 8), 10), (1, 8, 8))
+    ops, sources = trace_graph(build_model("resnet8", (1, 8, 8), 10), (1, 8, 8))
     chain = ChainNet(ops, {op["name"]: (4, 4) for op in ops if op["op"] in ("conv", "linear")})
     chain.load_from(sources)
     chain.set_ternary(True)

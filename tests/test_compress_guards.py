@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from pyflow.compress.api import CompressConfig, compress
-from pyflow.compress.chain import ChainNet, trace_chain
+from pyflow.compress.chain import ChainNet
 from pyflow.compress.checkpoint import load_state
+from pyflow.compress.importer import trace_graph
 from pyflow.compress.ternary import Geometry, TernaryMatrix
 from pyflow.compress.train import fit
 from pyflow.data import Dataset
@@ -56,7 +57,7 @@ def _tiny_fit(chain):
 
 def _chain():
     torch.manual_seed(0)
-    ops, sources = trace_chain(build_model("digits-cnn", (1, 8, 8), 10), (1, 8, 8))
+    ops, sources = trace_graph(build_model("digits-cnn", (1, 8, 8), 10), (1, 8, 8))
     chain = ChainNet(ops, {"conv0": (8, 1), "conv1": (8, 8), "fc0": (8, 8)})
     chain.load_from(sources)
     chain.set_ternary(True)

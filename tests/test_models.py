@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pyflow.compress.api import layer_shapes
-from pyflow.compress.chain import ChainNet, trace_chain
+from pyflow.compress.chain import ChainNet
+from pyflow.compress.importer import trace_graph
 from pyflow.errors import PyflowError
 from pyflow.models import BUILTIN, build_model
 
@@ -87,7 +88,7 @@ def test_builtin_models_run_on_their_input(name):
 def test_builtin_chains_trace_and_rebuild(name):
     torch.manual_seed(0)
     model = build_model(name, SHAPES[name], 10).eval()
-    ops, sources = trace_chain(model, SHAPES[name])
+    ops, sources = trace_graph(model, SHAPES[name])
     folding = {op["name"]: (4, 4) for op in ops if op["op"] in ("conv", "linear")}
     chain = ChainNet(ops, folding)
     chain.load_from(sources)
@@ -105,7 +106,7 @@ def test_resnets_import_as_graphs_and_rebuild(name, shape):
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
-    ops, sources = trace_chain(model, shape)
+    ops, sources = trace_graph(model, shape)
     convs = [op for op in ops if op["op"] == "conv"]
     blocks = {"resnet8": 3, "resnet20": 9, "resnet18": 8}[name]
     assert len(convs) == 1 + 2 * blocks + (3 if name == "resnet18" else 2)  # stem, blocks, 1x1 shortcuts
@@ -119,7 +120,7 @@ def test_resnets_import_as_graphs_and_rebuild(name, shape):
 
 def test_user_model_from_file_path_non_sequential(user_file):
     model = build_model(f"{user_file}:MyNet", (1, 8, 8), 10).eval()
-    ops, sources = trace_chain(model, (1, 8, 8))
+    ops, sources = trace_graph(model, (1, 8, 8))
     assert [op["op"] for op in ops] == ["conv", "bn", "relu", "maxpool", "conv", "bn", "relu", "flatten", "linear"]
     assert [op.get("name") for op in ops if "name" in op] == ["conv0", "pool0", "conv1", "flatten0", "fc0"]
     assert ops[-1]["flat_from"] == [12, 4, 4]
@@ -141,20 +142,20 @@ def test_user_model_from_module(user_file, monkeypatch):
 def test_unsupported_op_names_operation_and_layer(user_file):
     model = build_model(f"{user_file}:Sigmoidal", (1, 8, 8), 10)
     with pytest.raises(PyflowError, match=r"unsupported operation 'sigmoid' in layer 'forward'"):
-        trace_chain(model, (1, 8, 8))
+        trace_graph(model, (1, 8, 8))
 
 
 def test_unsupported_module_inside_a_block(user_file):
     model = build_model(f"{user_file}:MyNet", (1, 8, 8), 10)
     model.more.bn = torch.nn.LayerNorm([12, 4, 4])
     with pytest.raises(PyflowError, match=r"unsupported operation 'LayerNorm' in layer 'more.bn'"):
-        trace_chain(model, (1, 8, 8))
+        trace_graph(model, (1, 8, 8))
 
 
 def test_hidden_layer_without_relu_is_refused(user_file):
     model = build_model(f"{user_file}:NoRelu", (1, 8, 8), 10)
     with pytest.raises(PyflowError, match=r"layer 'fc0' is a hidden layer, so it must be followed by ReLU"):
-        trace_chain(model, (1, 8, 8))
+        trace_graph(model, (1, 8, 8))
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -180,7 +181,7 @@ def test_model_that_does_not_fit_the_data_is_refused(user_file):
 def test_vector_models_are_checked_on_one_vector():
     model = build_model("tfc-mlp", (64, 1, 1), 10, vector=True)  # its Flatten leaves [B, F] as it is
     assert model.eval()(torch.zeros(3, 64)).shape == (3, 10)
-    ops, _ = trace_chain(model, (64, 1, 1), vector=True)
+    ops, _ = trace_graph(model, (64, 1, 1), vector=True)
     assert [op["op"] for op in ops][:3] == ["linear", "bn", "relu"] and ops[0]["in_shape"] == [64, 1, 1]
     with pytest.raises(PyflowError, match=r"--model digits-cnn: forward on a \[1, 1\] vector failed: RuntimeError"):
         build_model("digits-cnn", (1, 8, 8), 10, vector=True)  # an image model fed vectors

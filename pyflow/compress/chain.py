@@ -21,16 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyflow.compress.graph import INPUT_OP, MATRIX, geometry, op_inputs
-from pyflow.compress.importer import trace_graph
 from pyflow.compress.ternary import TernaryMatrix
 from pyflow.errors import PyflowError
 from pyflow.ir.model import M_BITS, M_MAX, MAX_SHIFT
 
 INPUT_SCALE = 1.0 / 255.0  # the step of the uint8 input
 
-trace_chain = trace_graph  # the importer's name before graphs, kept for its callers
-__all__ = ["ActQuant", "ChainNet", "QAdd", "QAvgPool", "add_requant", "avgpool_requant", "calibrate", "geometry",
-           "trace_chain", "trace_graph"]
+__all__ = ["ActQuant", "ChainNet", "QAdd", "QAvgPool", "add_requant", "avgpool_requant", "calibrate", "geometry"]
 
 
 class ActQuant(nn.Module):
