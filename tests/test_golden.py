@@ -182,3 +182,69 @@ def test_flatten_keeps_hwc_order():
     layer = FlattenLayer("flat", (2, 2, 3), 8)
     x = np.arange(12).reshape(1, 2, 3, 2)  # HWC
     assert list(golden.run_layer(layer, x).ravel()) == list(range(12))
+
+
+def _all_plus_one_linear(c_in: int, in_bits: int) -> MatrixLayer:
+    """A 1×1 layer of 4 outputs, every weight +1: at full-scale inputs its acc is the worst case."""
+    matrix = pad_matrix(np.ones((4, c_in, 1, 1)), (4, c_in, 1, 1), 4, 4)
+    mask = np.ones((matrix.shape[0] // 4, matrix.shape[1] // 4), dtype=bool)
+    return MatrixLayer("fc", "conv", (c_in, 1, 1), 4, 1, 1, 0, 4, 4, in_bits, 8, accumulator_bits(c_in, in_bits),
+                       0, np.ones(4), np.zeros(4), *pack(matrix, mask, 4, 4))
+
+
+@pytest.mark.parametrize("c_in,in_bits,expected", [(256, 16, np.float32), (257, 16, np.float64),
+                                                   (65793, 8, np.float32), (65794, 8, np.float64)])
+def test_float_matmul_is_exact_up_to_its_bound(c_in, in_bits, expected):
+    """fan_in·(2^in_bits − 1) ≤ 2^24 is float32, just above is float64: worst-case vectors give ``==``."""
+    layer = _all_plus_one_linear(c_in, in_bits)
+    x = np.full((2, 1, 1, c_in), (1 << in_bits) - 1)
+    assert golden.matmul_dtype(layer, x) is expected
+    worst = c_in * ((1 << in_bits) - 1)
+    assert (worst <= 1 << 24) == (expected is np.float32)
+    assert (golden.accumulate(layer, x) == worst).all()
+    assert np.array_equal(golden.accumulate(layer, x), golden.accumulate(layer, x, np.int64))
+
+
+def test_float32_past_the_bound_is_wrong():
+    """The bound is needed: float32 on the first case above it loses the odd worst-case sum."""
+    layer = _all_plus_one_linear(257, 16)
+    x = np.full((1, 1, 1, 257), (1 << 16) - 1)
+    worst = 257 * ((1 << 16) - 1)  # 16,842,495: odd and above 2^24, so float32 cannot hold it
+    assert (golden.accumulate(layer, x, np.int64) == worst).all()
+    assert not (golden.accumulate(layer, x, np.float32) == worst).any()
+
+
+def test_inputs_beyond_in_bits_fall_back_to_exact_types():
+    """The bound also covers what a caller passes: values far above 2^in_bits go to int64."""
+    layer = _all_plus_one_linear(8, 8)
+    x = np.full((1, 1, 1, 8), 1 << 51)  # 8·2^51 = 2^54 > 2^53
+    assert golden.matmul_dtype(layer, x) is np.int64
+    assert (golden.accumulate(layer, x) == 8 << 51).all()
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_float_path_equals_int64_on_the_fuzz_set(case):
+    """Random chains and residual networks of the fuzzer, and 16-bit activations (float64 layers)."""
+    from pyflow.fuzz import generate_case, generate_residual_case
+
+    if case < 5:
+        network = generate_case(case).network()
+    elif case < 10:
+        network = generate_residual_case(case).network()
+    else:
+        network = random_network("conv32k3p1 conv64k3p1 maxpool2 linear10", (3, 8, 8), a_bits=16, seed=case)
+    images = np.random.default_rng(case).integers(0, 256, size=(6, *network.input_shape), dtype=np.uint8)
+    kinds = {golden.matmul_dtype(layer, np.zeros(1, dtype=np.int64)) for layer in network.matrix_layers}
+    assert kinds <= {np.float32, np.float64} and (case < 10 or np.float64 in kinds)
+    for fast, reference in zip(golden.trace(network, images), golden.trace(network, images, np.int64), strict=True):
+        assert np.array_equal(fast, reference)
+
+
+def test_chunked_accumulate_equals_one_chunk(monkeypatch):
+    """Large batches are cut into chunks of im2col columns; the cut changes nothing."""
+    network = random_network("conv8k3p1 linear4", (2, 6, 6), seed=3)
+    images = np.random.default_rng(3).integers(0, 256, size=(7, 2, 6, 6), dtype=np.uint8)
+    whole = golden.run(network, images)
+    monkeypatch.setattr(golden, "CHUNK_ELEMENTS", 1)
+    assert np.array_equal(golden.run(network, images), whole)
+    assert np.array_equal(golden.run(network, images, np.int64), whole)
