@@ -116,14 +116,19 @@ def _sim(config: FlowConfig, run_dir: Path) -> None:
 
 
 def _synth(config: FlowConfig, run_dir: Path) -> None:
-    from pyflow.sim.yosys import SynthesisTimeout, synthesize
+    from pyflow.sim.yosys import SynthesisMemoryLimit, SynthesisTimeout, synthesize
 
-    try:
-        cells = synthesize(run_dir / "rtl", timeout=config.verify.synth_seconds or None)["cells"]
+    try:  # per engine, out of context (pyflow.sim.yosys); the limit is each Yosys process's
+        summary = synthesize(run_dir / "rtl", timeout=config.verify.synth_seconds or None)
     except SynthesisTimeout as exc:
         raise PyflowError(f"{exc}: raise verify.synth_seconds (0: no limit), or run --to sim and then "
                           f"`pyflow report {run_dir}` for modelled resources only") from None
-    progress("  yosys: " + ", ".join(f"{key} {value}" for key, value in sorted(cells.items())))
+    except SynthesisMemoryLimit as exc:
+        raise PyflowError(f"{exc}: run --to sim and then `pyflow report {run_dir}` for modelled resources "
+                          f"only") from None
+    progress("  yosys: " + ", ".join(f"{key} {value}" for key, value in sorted(summary["cells"].items())) +
+             f" ({summary.get('units', 1)} units, {summary.get('seconds', 0):.0f} s, "
+             f"peak {summary.get('peak_rss_mb', 0):.0f} MB)")
 
 
 def _report(config: FlowConfig, run_dir: Path) -> None:
