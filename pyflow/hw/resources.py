@@ -30,7 +30,11 @@ from pyflow.ir.model import M_BITS, AddLayer, MatrixLayer, Network, PoolLayer
 
 BRAM36_BITS = 36 * 1024
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
-ROM_IN_LUTS_MAX_BITS = 4096  # smaller ROMs become LUT logic (64 bits per LUT6)
+ROM_IN_LUTS_MAX_BITS = 4096  # smaller feature-buffer lane memories become LUT RAM
+# Yosys 0.70 maps an initialised ROM of up to one RAMB36's bits into LUTs (measured on VGG-small: a
+# 257 x 128 weight ROM in LUTs, 289 x 128 in 2 RAMB36); constant bits are dropped first, hence the index
+# ROM's width is the bits its (k_y, k_x, chunk) entries use, not the 48 the RTL declares.
+ROM_IN_BRAM_MIN_BITS = BRAM36_BITS
 PE_ARRAY_SHARE = 0.6  # share of the board's LUTs the folding may give to PE lanes
 MATRIX_CONTROL = (300, 400)  # (LUT, FF) of the walker, counters and handshakes of one matrix engine
 POOL_CONTROL = (60, 270)
@@ -74,7 +78,7 @@ def bram36_for(depth: int, width: int) -> float:
 
 def rom_estimate(depth: int, width: int) -> Estimate:
     bits = depth * width
-    if bits <= ROM_IN_LUTS_MAX_BITS:
+    if bits <= ROM_IN_BRAM_MIN_BITS:
         return Estimate(math.ceil(bits / 64), 0, 0.0, 0)
     return Estimate(0, 0, bram36_for(depth, width), 0)
 
@@ -98,9 +102,14 @@ def weight_rom_bits(layer: MatrixLayer) -> int:
     return layer.n_kept * layer.word_bits
 
 
+def index_bits_used(layer: MatrixLayer) -> int:
+    """Bits of a decoded index entry that are not constant: k_y, k_x and the channel chunk."""
+    return 2 * clog2(layer.kernel) + clog2(layer.c_in_pad // layer.simd)
+
+
 def rom_shapes(layer: MatrixLayer, sizing: EngineSizing) -> tuple[tuple[int, int], ...]:
-    """(depth, width) of the weight, index, row-pointer and requant ROMs of a matrix engine."""
-    return ((sizing.rom_depth, layer.word_bits), (sizing.rom_depth, IDX_ENTRY_BITS),
+    """(depth, width) of the weight, index (its used bits), row-pointer and requant ROMs of a matrix engine."""
+    return ((sizing.rom_depth, layer.word_bits), (sizing.rom_depth, max(1, index_bits_used(layer))),
             (layer.out_folds + 1, sizing.tw), (layer.out_folds + 1, layer.pe * (M_BITS + sizing.rq_w)))
 
 
@@ -110,25 +119,62 @@ def rom_bram36(layer: MatrixLayer, sizing: EngineSizing) -> float:
     return sum(rom_estimate(depth, width).bram36 for depth, width in (weights, index, requant))
 
 
-def matrix_estimate(layer: MatrixLayer, sizing: EngineSizing) -> Estimate:
-    """One pf_matrix_layer with its PE lanes, requantizer and ROMs."""
+# Coefficients of the structural terms (the *_features functions), per LUT / FF: measured by Yosys 0.70
+# (synth_xilinx, out of context) and fitted by `benchmarks/resource_fit.py` (non-negative least squares over
+# every engine and feature buffer of its designs). A term the fit never saw keeps coefficient 1.
+FIT = {
+    "matrix": {"lut_lanes": 1.0, "lut_tree": 1.0, "lut_acc": 1.0, "lut_out": 1.0, "lut_rom": 1.0,
+               "lut_const": MATRIX_CONTROL[0], "ff_lanes": 1.0, "ff_tree": 1.0, "ff_acc": 1.0, "ff_out": 1.0,
+               "ff_const": MATRIX_CONTROL[1]},
+    "pool": {"lut_cmp": 1.0, "lut_const": POOL_CONTROL[0], "ff_cmp": 1.0, "ff_const": POOL_CONTROL[1]},
+    "buffer": {"lut_lutram": 1.0, "lut_mux": 1.0, "lut_adders": 1.0, "lut_const": BUF_CONTROL[0],
+               "ff_regs": 1.0, "ff_const": BUF_CONTROL[1]},
+}
+
+
+def _apply(kind: str, features: dict[str, float], fit: dict[str, float] | None) -> tuple[int, int]:
+    """(LUT, FF) of a component: each feature times its coefficient (``fit``'s ``"kind.term"`` overrides FIT)."""
+    override = {key.split(".", 1)[1]: value for key, value in (fit or {}).items() if key.startswith(kind + ".")}
+    coefficients = {**FIT[kind], **override}
+    lut = sum(coefficients.get(name, 1.0) * value for name, value in features.items() if name.startswith("lut_"))
+    ff = sum(coefficients.get(name, 1.0) * value for name, value in features.items() if name.startswith("ff_"))
+    return round(lut), round(ff)
+
+
+def matrix_features(layer: MatrixLayer, sizing: EngineSizing) -> dict[str, float]:
+    """The structural terms of one pf_matrix_layer: lane select/negate, adder tree, accumulators, requantizer
+    output, LUT ROMs, and a constant for the walker, counters and handshakes."""
     pe, simd, sum_w, acc = layer.pe, layer.simd, sizing.sum_w, layer.acc_bits
     tree_regs = max(1, simd // 2)  # registered adder-tree nodes per PE (every second level)
     out_bits = min(layer.out_bits, 32)
-    lut = pe * simd * sum_w + pe * (simd - 1) * sum_w + pe * acc + 2 * pe * out_bits + MATRIX_CONTROL[0]
-    ff = pe * simd * sum_w + pe * tree_regs * sum_w + pe * acc + pe * out_bits + MATRIX_CONTROL[1]
-    roms = sum((rom_estimate(depth, width) for depth, width in rom_shapes(layer, sizing)), ZERO)
-    return roms + Estimate(lut, ff, 0.0, pe * dsp_for(acc, M_BITS))
+    rom_luts = sum(rom_estimate(depth, width).lut for depth, width in rom_shapes(layer, sizing))
+    return {"lut_lanes": pe * simd * sum_w, "lut_tree": pe * (simd - 1) * sum_w, "lut_acc": pe * acc,
+            "lut_out": 2 * pe * out_bits, "lut_rom": rom_luts, "lut_const": 1,
+            "ff_lanes": pe * simd * sum_w, "ff_tree": pe * tree_regs * sum_w, "ff_acc": pe * acc,
+            "ff_out": pe * out_bits, "ff_const": 1}
 
 
-def pool_estimate(layer: PoolLayer, sizing: EngineSizing) -> Estimate:
-    """One pf_pool_layer: per channel a window max (compare) or sum, and for avgpool a requant multiplier."""
+def matrix_estimate(layer: MatrixLayer, sizing: EngineSizing, fit: dict[str, float] | None = None) -> Estimate:
+    """One pf_matrix_layer with its PE lanes, requantizer and ROMs."""
+    lut, ff = _apply("matrix", matrix_features(layer, sizing), fit)
+    bram = sum(rom_estimate(depth, width).bram36 for depth, width in rom_shapes(layer, sizing))
+    return Estimate(lut, ff, bram, layer.pe * dsp_for(layer.acc_bits, M_BITS))
+
+
+def pool_features(layer: PoolLayer, sizing: EngineSizing) -> dict[str, float]:
+    """Max-pool: per channel a window compare and its register; average-pool: a sum and a requantizer."""
     channels, bits = layer.in_shape[0], layer.in_bits
     if layer.kind == "maxpool":
-        return Estimate(2 * channels * bits + POOL_CONTROL[0], 2 * channels * bits + POOL_CONTROL[1], 0.0, 0)
-    lut = channels * (layer.sum_bits + sizing.rq_w) + POOL_CONTROL[0]
-    ff = channels * (layer.sum_bits + 2 * sizing.rq_w + bits) + POOL_CONTROL[1]
-    return Estimate(lut, ff, 0.0, channels * dsp_for(layer.sum_bits, M_BITS))
+        return {"lut_cmp": 2 * channels * bits, "lut_const": 1, "ff_cmp": 2 * channels * bits, "ff_const": 1}
+    return {"lut_avg": channels * (layer.sum_bits + sizing.rq_w), "lut_const": 1,
+            "ff_avg": channels * (layer.sum_bits + 2 * sizing.rq_w + bits), "ff_const": 1}
+
+
+def pool_estimate(layer: PoolLayer, sizing: EngineSizing, fit: dict[str, float] | None = None) -> Estimate:
+    """One pf_pool_layer: per channel a window max (compare) or sum, and for avgpool a requant multiplier."""
+    lut, ff = _apply("pool", pool_features(layer, sizing), fit)
+    dsp = 0 if layer.kind == "maxpool" else layer.in_shape[0] * dsp_for(layer.sum_bits, M_BITS)
+    return Estimate(lut, ff, 0.0, dsp)
 
 
 def add_estimate(layer: AddLayer, sizing: EngineSizing) -> Estimate:
@@ -139,38 +185,52 @@ def add_estimate(layer: AddLayer, sizing: EngineSizing) -> Estimate:
     return Estimate(lut, ff, 0.0, 2 * lanes * dsp_for(bits + 1, M_BITS))
 
 
-def buffer_estimate(buffer: BufferSizing) -> Estimate:
-    """A pf_fmap_buf: per lane memory ``banks`` banks of ``2^RW`` rows — block RAM when registered and at
-    least ``ROM_IN_LUTS_MAX_BITS`` bits, else LUT RAM — and a row adder; the rotators are ``2^(LB − AB)``:1
-    multiplexers, a LUT6 per 4:1."""
+def _buffer_memory(buffer: BufferSizing) -> tuple[bool, int]:
+    """(in block RAM, LUTs of LUT RAM) of a pf_fmap_buf's lane memories."""
     lanes, rows, bits = 1 << buffer.lb, buffer.banks << buffer.rw, buffer.bits
     if buffer.registered and rows * bits >= ROM_IN_LUTS_MAX_BITS:
-        memory = Estimate(0, lanes * bits, lanes * bram36_for(rows, bits), 0)
-    else:
-        lutram = lanes * math.ceil(rows / LUTRAM_ROWS) * math.ceil(bits / LUTRAM_BITS) * LUTRAM_LUTS
-        memory = Estimate(lutram, lanes * bits if buffer.registered else 0, 0.0, 0)
+        return True, 0
+    return False, lanes * math.ceil(rows / LUTRAM_ROWS) * math.ceil(bits / LUTRAM_BITS) * LUTRAM_LUTS
+
+
+def buffer_features(buffer: BufferSizing) -> dict[str, float]:
+    """A pf_fmap_buf: LUT RAM (when not block RAM), the write and read rotators (``2^(LB − AB)``:1
+    multiplexers, a LUT6 per 4:1), the row adders, the registered read, and a constant."""
+    lanes, bits = 1 << buffer.lb, buffer.bits
+    _, lutram = _buffer_memory(buffer)
     write_mux = lanes * bits * math.ceil((buffer.lb - buffer.wr_ab) / 2)
     read_mux = buffer.rd_lanes * bits * math.ceil((buffer.lb - buffer.rd_ab) / 2)
-    adders = 2 * lanes * buffer.rw if buffer.lb else 0
-    return memory + Estimate(write_mux + read_mux + adders + BUF_CONTROL[0], BUF_CONTROL[1], 0.0, 0)
+    return {"lut_lutram": lutram, "lut_mux": write_mux + read_mux, "lut_adders": 2 * lanes * buffer.rw if buffer.lb
+            else 0, "lut_const": 1, "ff_regs": lanes * bits if buffer.registered else 0, "ff_const": 1}
 
 
-def engine_estimates(network: Network, sizing: NetworkSizing) -> dict[str, Estimate]:
+def buffer_estimate(buffer: BufferSizing, fit: dict[str, float] | None = None) -> Estimate:
+    """A pf_fmap_buf: per lane memory ``banks`` banks of ``2^RW`` rows — block RAM when registered and at
+    least ``ROM_IN_LUTS_MAX_BITS`` bits, else LUT RAM — with its rotators and row adders."""
+    in_bram, _ = _buffer_memory(buffer)
+    lut, ff = _apply("buffer", buffer_features(buffer), fit)
+    rows = buffer.banks << buffer.rw
+    bram = (1 << buffer.lb) * bram36_for(rows, buffer.bits) if in_bram else 0.0
+    return Estimate(lut, ff, bram, 0)
+
+
+def engine_estimates(network: Network, sizing: NetworkSizing, fit: dict[str, float] | None = None
+                     ) -> dict[str, Estimate]:
     """Per engine (flatten has none): its core plus its input buffers; the logit buffer and the stream
-    ports go to the last engine."""
+    ports go to the last engine. ``fit`` (``"kind.term": coefficient``) overrides FIT, for the fit itself."""
     out = {}
     for layer, sized in zip(engines(network), sizing.engines, strict=True):
         if isinstance(layer, MatrixLayer):
-            core = matrix_estimate(layer, sized)
+            core = matrix_estimate(layer, sized, fit)
         elif isinstance(layer, AddLayer):
             core = add_estimate(layer, sized)
         else:
-            core = pool_estimate(layer, sized)
-        out[layer.name] = sum((buffer_estimate(buffer) for buffer in sized.in_buffers), core)
+            core = pool_estimate(layer, sized, fit)
+        out[layer.name] = sum((buffer_estimate(buffer, fit) for buffer in sized.in_buffers), core)
     last = sizing.engines[-1].name
-    out[last] = out[last] + buffer_estimate(sizing.logits) + Estimate(*STREAM_PORTS, 0.0, 0)
+    out[last] = out[last] + buffer_estimate(sizing.logits, fit) + Estimate(*STREAM_PORTS, 0.0, 0)
     return out
 
 
-def network_estimate(network: Network, sizing: NetworkSizing) -> Estimate:
-    return sum(engine_estimates(network, sizing).values(), ZERO)
+def network_estimate(network: Network, sizing: NetworkSizing, fit: dict[str, float] | None = None) -> Estimate:
+    return sum(engine_estimates(network, sizing, fit).values(), ZERO)

@@ -330,7 +330,23 @@ def network_resources(inputs: RunInputs, board: Board, estimates: dict[str, reso
         out["measured"] = {key: Figure(cells[cell], MEASURED, f"{source} ({inputs.yosys['yosys_version']})")
                            for key, cell in RESOURCE_KEYS}
         out["measured_fits"] = all(cells[cell] <= getattr(budget, key) for key, cell in RESOURCE_KEYS)
+    out["model_error"] = {key: _model_error(out["modelled"][key], out["measured"][key]) for key, _ in RESOURCE_KEYS}
+    out["synthesis"] = _synthesis(inputs)
     return out
+
+
+def _model_error(modelled: Figure, measured: Figure) -> Figure:
+    """(modelled − measured) / measured: how far the analytical model is from Yosys."""
+    source = "(analytical − Yosys) / Yosys"
+    if modelled.value is None or measured.value is None or not measured.value:
+        return Figure.na(MODELLED, source)
+    return Figure((modelled.value - measured.value) / measured.value, MODELLED, source)
+
+
+def _synthesis(inputs: RunInputs) -> dict[str, Any]:
+    """How Yosys ran: method, units, wall seconds and peak memory (absent from older yosys.json files)."""
+    doc = inputs.yosys or {}
+    return {key: doc.get(key, NA) for key in ("method", "units", "instances", "jobs", "seconds", "peak_rss_mb")}
 
 
 # --- verification, tools, folding -------------------------------------------------------------------------

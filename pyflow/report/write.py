@@ -153,15 +153,27 @@ def buffers_table(report: dict[str, Any]) -> Table:
 def resources_table(report: dict[str, Any]) -> Table:
     res = report["resources"]
     rows = []
+    errors = res.get("model_error", {})
     for key, label in (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("dsp", "DSP")):
         budget, modelled, measured = res["budget"][key]["value"], res["modelled"][key], res["measured"][key]
-        rows.append((label, fmt(modelled), fmt(measured), str(budget),
-                     _fits(modelled["value"], budget), _fits(measured["value"], budget)))
-    rows.append(("all", "", "", "", "fits" if res["modelled_fits"] else "does not fit",
+        error = errors.get(key, {}).get("value")
+        error_text = f"{100 * error:+.1f} %" if isinstance(error, int | float) else "n/a"
+        rows.append((label, fmt(modelled), fmt(measured), error_text,
+                     str(budget), _fits(modelled["value"], budget), _fits(measured["value"], budget)))
+    rows.append(("all", "", "", "", "", "fits" if res["modelled_fits"] else "does not fit",
                  NOT_RUN if res["measured_fits"] == NOT_RUN else "fits" if res["measured_fits"] else "does not fit"))
     return Table(f"Resources against the {report['board']['name']} budget",
-                 ("resource", "analytical (modelled)", "Yosys (measured)", "board budget", "modelled fits",
-                  "measured fits"), tuple(rows), f"measured: {res['measured']['lut']['source']}")
+                 ("resource", "analytical (modelled)", "Yosys (measured)", "model error (modelled)", "board budget",
+                  "modelled fits", "measured fits"), tuple(rows),
+                 f"measured: {res['measured']['lut']['source']}{_synthesis_note(res.get('synthesis', {}))}")
+
+
+def _synthesis_note(synthesis: dict[str, Any]) -> str:
+    if not isinstance(synthesis.get("seconds"), int | float):
+        return ""
+    return (f"; {synthesis['method']}, {synthesis['units']} Yosys units for {synthesis['instances']} instances on "
+            f"{synthesis['jobs']} workers, {synthesis['seconds']:.0f} s, largest process "
+            f"{synthesis['peak_rss_mb']:.0f} MB")
 
 
 def layer_resources_table(report: dict[str, Any]) -> Table:

@@ -225,14 +225,16 @@ def _engine_rows(found: list[ooc.Unit], results: dict[str, Result]) -> list[dict
     for unit in found:
         result = results[unit.name]
         for index, instance in enumerate(unit.instances):
-            rows.append(_row(instance, unit.module, unit.name, result, index > 0))
+            rows.append(_row(instance, unit.module, unit.name, result, index > 0, unit.parameters))
     rows.append(_row(GLUE, "top (library modules as blackboxes)", GLUE, results[GLUE], False))
     return rows
 
 
-def _row(instance: str, module: str, unit: str, result: Result, shared: bool) -> dict[str, Any]:
+def _row(instance: str, module: str, unit: str, result: Result, shared: bool,
+         parameters: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     ran = not (shared or result.reused)
-    return {"instance": instance, "module": module, "unit": unit, "cells": cell_counts(result.cells),
+    return {"instance": instance, "module": module, "unit": unit, "parameters": dict(parameters),
+            "cells": cell_counts(result.cells),
             "pe_array_dsp": result.pe_dsp, "reused": result.reused and not shared,
             "seconds": round(result.usage.seconds, 2) if ran else 0.0,
             "peak_rss_mb": round(result.usage.peak_rss_mb, 1) if ran else 0.0}
