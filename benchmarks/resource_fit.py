@@ -98,6 +98,8 @@ def main() -> int:
     parser.add_argument("--work", default="runs/resource_fit")
     parser.add_argument("--fuzz", type=int, default=4)
     parser.add_argument("--only", nargs="*")
+    parser.add_argument("--keep-projects", action="store_true",
+                        help="synthesize the projects already in --work instead of regenerating them")
     args = parser.parse_args()
     measured, samples = {}, []
     for name, (network, board) in design_networks(args.fuzz).items():
@@ -105,7 +107,9 @@ def main() -> int:
             continue
         from pyflow.boards import load_board
 
-        project = generate(network, load_board(board), Path(args.work) / name)
+        project = Path(args.work) / name
+        if not (args.keep_projects and (project / "verilog").is_dir()):
+            project = generate(network, load_board(board), project)
         print(f"{name}: synthesizing {project}", file=sys.stderr, flush=True)
         measured[name] = (network, synthesize(project, progress=False))
         samples += components(network, measured[name][1])

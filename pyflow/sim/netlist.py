@@ -35,10 +35,12 @@ NETLIST_SIMULATORS = ("icarus",)
 
 
 def script(sources: list[str], top: str, netlist: str) -> str:
-    """Generic synthesis, flattened; `stat -json` is whole (a flat design), `-noattr` drops source locations."""
+    """Generic synthesis, flattened; `stat -json` is whole (a flat design), `-noattr` drops source locations;
+    the ``$scopeinfo`` cells (names of the flattened instances, not logic) are deleted."""
     return (f"read_verilog -defer {' '.join(sources)}\n"
             f"hierarchy -top {top}\n"
             f"synth -flatten -top {top}\n"
+            f"delete t:$scopeinfo\n"  # Yosys >= 0.4x keeps the flattened hierarchy's names as cells
             f"tee -q -o {netlist}.stat.json stat -json\n"
             f"write_verilog -noattr {netlist}.tmp\n")
 

@@ -97,10 +97,12 @@ def _count(cells: dict[str, int], prefixes: tuple[str, ...]) -> int:
 
 
 def _stat_cells(stat_file: Path) -> dict[str, int]:
-    """Xilinx cells of a `stat -json`; blackbox instances (``$paramod…\\pf_x``, ``pf_x``) are not cells."""
+    """Xilinx cells of a `stat -json`; blackbox instances (``$paramod…\\pf_x``, ``pf_x``) and the
+    ``$scopeinfo`` of flattened instances are not cells."""
     stat = json.loads(stat_file.read_text())
     cells = stat["design"].get("num_cells_by_type", {})
-    return {cell: int(count) for cell, count in cells.items() if "\\" not in cell and not cell.startswith("pf_")}
+    return {cell: int(count) for cell, count in cells.items()
+            if "\\" not in cell and not cell.startswith("pf_") and cell != "$scopeinfo"}  # names, not logic
 
 
 def _pe_dsp(folder: Path) -> int:
