@@ -89,17 +89,38 @@ struct adder_tree<1> {
     }
 };
 
-// One ternary term: +x, -x or 0 selected by a 2-bit code (a mux and a negation, never a multiply).
-template <int ACC_BITS, int IN_BITS>
-ap_int<ACC_BITS> ternary_term(ap_uint<2> code, ap_uint<IN_BITS> x) {
+// C simulation speed, and why it keeps the Vitis semantics. The PE array's inner loops (PE x SIMD lanes per
+// tile, one tile per cycle) are where C simulation spends its time; there the library works on plain C integers
+// of fixed width rather than on an ap_int per lane: a 64-bit ROM chunk is an `unsigned long long`, a lane's
+// code is two bits shifted out of it, a term and a PE lane's SIMD-wide sum are `int`s. Every one of these is a
+// fixed-width integer type that Vitis HLS synthesizes as such (no dynamic allocation, no library call); every
+// value they hold is the value the ap_int form held, because the widths are proven wide enough at compile
+// time (lane_sum_t), so the results are bit-identical in C simulation and in hardware. Vitis HLS narrows the
+// adders to the bits the operands can reach (the terms are sign-extended IN_BITS+1-bit values), so the
+// adder tree stays the add-only tree it was. The accumulators, the feature buffers and the requantizer keep
+// their ap_int widths. Measured on VGG-small (benchmarks/hls_speed.py): the per-lane ap_int form ran ~1.3 s
+// per image, mostly in ternary_term's ap_int temporaries.
+
+// The type of one PE lane's SIMD-wide sum: int, which the static_assert proves wide enough, because the
+// sum's magnitude is at most that of the accumulator (ACC_BITS, computed from IN_BITS and the fan-in).
+template <int ACC_BITS>
+struct lane_sum {
+    static_assert(ACC_BITS <= 32, "a PE lane's sum must fit an int: ACC_BITS <= 32");
+    typedef int type;
+};
+
+// One ternary term: +x, -x or 0 selected by a 2-bit code, never a multiply: the low bit keeps x (an AND), the
+// high bit negates it (two's complement: flip, add one). Without branches, so g++ does not mispredict on
+// random codes; code 10 (invalid, refused when the IR is loaded) gives 0 as 00 does.
+inline int ternary_term(unsigned code, int x) {
 #pragma HLS INLINE
-    const ap_int<IN_BITS + 1> value = x;
-    return code == 1 ? value : (code == 3 ? ap_int<IN_BITS + 1>(-value) : ap_int<IN_BITS + 1>(0));
+    const int keep = -int(code & 1u), negate = -int(code >> 1);  // all ones, or zero
+    return ((x & keep) ^ negate) - negate;
 }
 
 // The packed word of kept tile t, as its WORD_CHUNKS 64-bit ROM chunks (chunk k holds bits 64k..64k+63).
 template <class CFG>
-void tile_word(unsigned t, ap_uint<64> word[CFG::WORD_CHUNKS]) {
+void tile_word(unsigned t, unsigned long long word[CFG::WORD_CHUNKS]) {
 #pragma HLS INLINE
     for (unsigned k = 0; k < CFG::WORD_CHUNKS; ++k) {
 #pragma HLS UNROLL
@@ -108,9 +129,9 @@ void tile_word(unsigned t, ap_uint<64> word[CFG::WORD_CHUNKS]) {
 }
 
 // The 2-bit code of lane i (= p*SIMD + j): bits 2i, 2i+1 of the word, never straddling two chunks.
-inline ap_uint<2> lane_code(const ap_uint<64> word[], unsigned lane) {
+inline unsigned lane_code(const unsigned long long word[], unsigned lane) {
 #pragma HLS INLINE
-    return ap_uint<2>(word[lane / 32] >> (2 * (lane % 32)));
+    return unsigned(word[lane / 32] >> (2 * (lane % 32))) & 3u;
 }
 
 // One SIMD-wide input word for column fold f at output pixel (oy, ox): zero in the padding and in the
@@ -133,16 +154,23 @@ void read_input(const typename CFG::in_t in[], unsigned f, unsigned oy, unsigned
 
 // The PE array on one kept tile: every PE lane adds or subtracts its SIMD inputs in an adder tree.
 template <class CFG>
-void pe_array(const ap_uint<64> word[CFG::WORD_CHUNKS], const ap_uint<CFG::IN_BITS> x[CFG::SIMD],
+void pe_array(const unsigned long long word[CFG::WORD_CHUNKS], const ap_uint<CFG::IN_BITS> x[CFG::SIMD],
               ap_int<CFG::ACC_BITS> acc[CFG::PE]) {
 #pragma HLS INLINE
+    typedef typename lane_sum<CFG::ACC_BITS>::type sum_t;
+    sum_t value[CFG::SIMD];  // each input once as an int (zero-extended, IN_BITS < 32), shared by the PE lanes
+#pragma HLS ARRAY_PARTITION variable=value type=complete
+    for (unsigned j = 0; j < CFG::SIMD; ++j) {
+#pragma HLS UNROLL
+        value[j] = sum_t(x[j].to_uint());
+    }
     for (unsigned p = 0; p < CFG::PE; ++p) {
 #pragma HLS UNROLL
-        ap_int<CFG::ACC_BITS> terms[CFG::SIMD];
+        sum_t terms[CFG::SIMD];
 #pragma HLS ARRAY_PARTITION variable=terms type=complete
         for (unsigned j = 0; j < CFG::SIMD; ++j) {
 #pragma HLS UNROLL
-            terms[j] = ternary_term<CFG::ACC_BITS, CFG::IN_BITS>(lane_code(word, p * CFG::SIMD + j), x[j]);
+            terms[j] = ternary_term(lane_code(word, p * CFG::SIMD + j), value[j]);
         }
         acc[p] += adder_tree<CFG::SIMD>::sum(terms);
     }
@@ -179,7 +207,7 @@ void matrix_layer(const typename CFG::in_t in[CFG::IN_SIZE], typename CFG::out_t
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
     ap_uint<CFG::IN_BITS> x[CFG::SIMD];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
-    ap_uint<64> word[CFG::WORD_CHUNKS];
+    unsigned long long word[CFG::WORD_CHUNKS];
 #pragma HLS ARRAY_PARTITION variable=word type=complete
     for (unsigned pixel = 0; pixel < CFG::H_OUT * CFG::W_OUT; ++pixel) {
         const unsigned oy = pixel / CFG::W_OUT, ox = pixel % CFG::W_OUT;

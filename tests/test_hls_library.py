@@ -24,12 +24,14 @@ PROGRAM = """
 #include "pyflow_hls.h"
 
 int main() {
-    const ap_uint<64> word[] = {%(chunks)s};
-    for (unsigned lane = 0; lane < %(lanes)d; ++lane) std::printf("%%u ", pyflow::lane_code(word, lane).to_uint());
+    const unsigned long long word[] = {%(chunks)s};
+    for (unsigned lane = 0; lane < %(lanes)d; ++lane) std::printf("%%u ", pyflow::lane_code(word, lane));
     std::printf("\\n");
-    const ap_uint<8> x = 200;
-    std::printf("%%lld %%lld %%lld\\n", pyflow::ternary_term<12, 8>(1, x).to_int64(),
-                pyflow::ternary_term<12, 8>(3, x).to_int64(), pyflow::ternary_term<12, 8>(0, x).to_int64());
+    const int xs[] = {0, 1, 15, 200, 255};
+    for (unsigned code = 0; code < 4; ++code) {
+        for (int x : xs) std::printf("%%d ", pyflow::ternary_term(code, x));
+    }
+    std::printf("\\n");
     ap_int<20> values[7];
     for (int i = 0; i < 7; ++i) values[i] = (i - 3) * 1000 + 17;
     std::printf("%%lld\\n", pyflow::adder_tree<7>::sum(values).to_int64());
@@ -43,14 +45,15 @@ def test_library_lane_order_terms_and_adder_tree(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     codes = rng.choice([0, 1, 3], size=(1, LANES)).astype(np.uint8)
     word = int.from_bytes(codes_to_words(codes)[0].tobytes(), "little")
-    chunks = ", ".join(f"ap_uint<64>({c})" for c in _chunk_literals(word, -(-2 * LANES // 64)))
+    chunks = ", ".join(_chunk_literals(word, -(-2 * LANES // 64)))
     (tmp_path / "t.cpp").write_text(PROGRAM % {"chunks": chunks, "lanes": LANES})
     subprocess.run(["g++", *CXXFLAGS, "-I", str(TEMPLATE_DIR), "-isystem", str(ap_types_dir()), "t.cpp", "-o", "t"],
                    cwd=tmp_path, check=True)
     lines = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, check=True).stdout.splitlines()
     assert [int(v) for v in lines[0].split()] == codes[0].tolist()
     assert words_to_codes(codes_to_words(codes), LANES).tolist() == codes.tolist()
-    assert lines[1].split() == ["200", "-200", "0"]
+    xs = [0, 1, 15, 200, 255]  # codes 00 -> 0, 01 -> +x, 10 (invalid, refused on load) -> 0, 11 -> -x
+    assert [int(v) for v in lines[1].split()] == [0] * 5 + xs + [0] * 5 + [-x for x in xs]
     assert int(lines[2]) == sum((i - 3) * 1000 + 17 for i in range(7))
 
 
