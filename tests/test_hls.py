@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pyflow.boards import load_board
@@ -21,7 +22,8 @@ GEOMETRY = [(1, 1, 0), (1, 2, 0), (3, 1, 0), (3, 1, 1), (3, 2, 0), (3, 2, 1)]  #
 LANES = [(1, 1), (2, 3), (3, 5), (4, 4), (5, 7), (7, 2), (8, 8), (16, 16), (16, 1), (1, 16), (6, 9), (2, 12)]
 KEEP = [0.0, 0.3, 1.0]
 FAST = {0, 7, 11, 14, 19, 22, 27, 33, 40, 45, 53, 61}  # a representative dozen for `make test`
-CSIM_KEYS = {"bit_exact", "vectors", "outputs_compared", "mismatches", "compiler", "build_seconds", "run_seconds"}
+CSIM_KEYS = {"bit_exact", "vectors", "outputs_compared", "mismatches", "compiler", "build_seconds", "run_seconds",
+             "jobs"}
 
 
 def case(i: int) -> dict:
@@ -96,6 +98,47 @@ def test_testbench_fails_on_one_wrong_golden_value(built: tuple[Path, Path], tmp
     assert result.returncode == 1 and not result.passed
     assert result.mismatches == 1 and result.outputs_compared == 3 * len(rows[0])
     assert "mismatch: image 1 logit 2" in result.output and "FAIL" in result.output
+
+
+@pytest.mark.csim
+@pytest.mark.parametrize("jobs", [1, 2, 3, 5, 8])
+def test_worker_processes_find_one_wrong_golden_value(built: tuple[Path, Path], tmp_path: Path, jobs: int) -> None:
+    # the slices of 5 images over 2 or 3 workers put image 3 in the last one; 8 workers are capped at 5
+    project, binary = built
+    inputs, golden_file = hls.write_vectors(hls.load_ir(project), tmp_path, 5, seed=6)
+    clean = csim.run_parallel(binary, inputs, golden_file, 5, jobs)
+    assert clean.passed and clean.vectors == 5 and clean.output.count("PASS") == min(jobs, 5)
+    rows = [line.split() for line in golden_file.read_text().splitlines()]
+    rows[3][2] = str(int(rows[3][2]) - 1)
+    golden_file.write_text("".join(" ".join(row) + "\n" for row in rows))
+    result = csim.run_parallel(binary, inputs, golden_file, 5, jobs)
+    assert result.returncode == 1 and not result.passed
+    assert (result.vectors, result.mismatches, result.outputs_compared) == (5, 1, 5 * len(rows[0]))
+    assert "mismatch: image 3 logit 2" in result.output  # the image's line in the files, not its slice
+
+
+@pytest.mark.csim
+def test_worker_processes_report_a_bad_input_as_an_error(built: tuple[Path, Path], tmp_path: Path) -> None:
+    project, binary = built
+    inputs, golden_file = hls.write_vectors(hls.load_ir(project), tmp_path, 4, seed=6)
+    lines = inputs.read_text().splitlines()
+    lines[0] = "300" + lines[0][lines[0].index(" "):]  # a pixel out of range: every worker reads every line
+    inputs.write_text("\n".join(lines) + "\n")
+    result = csim.run_parallel(binary, inputs, golden_file, 4, 2)
+    assert result.returncode == 2 and not result.passed and "image 0: bad or missing pixel 0" in result.output
+
+
+def test_vectors_are_split_into_contiguous_slices() -> None:
+    assert csim._slices(7, 3) == [(0, 2), (2, 2), (4, 3)]
+    assert csim._slices(2, 4) == [(0, 1), (1, 1)] and csim._slices(5, 1) == [(0, 5)]
+    for vectors in range(1, 30):
+        for jobs in range(1, 9):
+            slices = csim._slices(vectors, jobs)
+            assert [first for first, _ in slices] == [0, *np.cumsum([count for _, count in slices])[:-1]]
+            assert sum(count for _, count in slices) == vectors and len(slices) == min(jobs, vectors)
+            assert max(count for _, count in slices) - min(count for _, count in slices) <= 1
+    with pytest.raises(PyflowError, match="csim: --jobs must be at least 1, got 0"):
+        csim._slices(4, 0)
 
 
 @pytest.mark.csim
@@ -176,11 +219,15 @@ def test_cli_generate_and_csim(tmp_path: Path) -> None:
     run = [sys.executable, "-m", "pyflow"]
     subprocess.run([*run, "generate", str(tmp_path / "ir"), "--backend", "hls", "--board", "pynq-z2",
                     "--out", str(tmp_path / "both" / "hls")], check=True, capture_output=True)
-    result = subprocess.run([*run, "csim", str(tmp_path / "both"), "--vectors", "3", "--seed", "2"],
+    result = subprocess.run([*run, "csim", str(tmp_path / "both"), "--vectors", "3", "--seed", "2", "--jobs", "2"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "csim PASS: 12 outputs compared over 3 vectors, 0 mismatches" in result.stdout
+    assert "on 2 processes" in result.stdout
     report = json.loads((tmp_path / "both" / "hls" / "csim.json").read_text())
     assert set(report) == CSIM_KEYS and report["compiler"].startswith("g++")
     bad = subprocess.run([*run, "csim", str(tmp_path / "ir")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("pyflow: error:") and "Traceback" not in bad.stderr
+    bad = subprocess.run([*run, "csim", str(tmp_path / "both"), "--jobs", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "csim: --jobs must be at least 1, got 0" in bad.stderr and "Traceback" not in \
+        bad.stderr
