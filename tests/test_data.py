@@ -209,3 +209,21 @@ def test_missing_idx_folder_and_mnist_without_a_folder(tmp_path):
         load_data(f"mnist:{tmp_path / 'none'}")
     with pytest.raises(PyflowError, match="unknown dataset 'mnist'"):
         load_data("mnist")
+
+
+def test_synthetic_is_seeded_shaped_and_balanced():
+    first, again = load_data("synthetic:3x32x32"), load_data("synthetic:3x32x32")
+    assert first.input_shape == (3, 32, 32) and first.train_x.dtype == np.uint8 and first.num_classes == 10
+    assert (len(first.train_x), len(first.test_x)) == (5000, 1000)
+    assert np.array_equal(first.train_x, again.train_x) and np.array_equal(first.test_y, again.test_y)
+    assert np.bincount(first.train_y).min() > 400  # every class is there
+    means = [first.train_x[first.train_y == k].mean(axis=0) for k in range(10)]
+    assert min(np.abs(means[k] - means[k + 1]).mean() for k in range(9)) > 3  # classes differ on average
+
+
+@pytest.mark.parametrize("spec,message", [("synthetic:3x32", "CxHxW"), ("synthetic:", "CxHxW"),
+                                          ("synthetic:0x8x8", "CxHxW"), ("synthetic:3x-1x8", "CxHxW"),
+                                          ("synthetic:64x64x64", "at most")])
+def test_synthetic_bad_shapes(spec, message):
+    with pytest.raises(PyflowError, match=message):
+        load_data(spec)

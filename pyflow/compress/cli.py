@@ -23,7 +23,8 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a model in floating point (the FP baseline)")
     parser.add_argument("--model", default="digits-cnn", help="built-in name, file.py:Class or module:Class")
     parser.add_argument("--data", default="digits",
-                        help="digits, fashion-mnist[:/folder], mnist:/folder, cifar10:/folder or npz:/file.npz")
+                        help="digits, fashion-mnist[:/folder], mnist:/folder, cifar10:/folder, npz:/file.npz "
+                             "or synthetic:CxHxW")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
@@ -43,7 +44,8 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("--config", help="YAML file of compress settings (flags override it)")
     add("--model", help="built-in name, file.py:Class or module:Class (default digits-cnn)")
-    add("--data", help="digits (default), fashion-mnist[:/folder], mnist:/folder, cifar10:/folder or npz:/file.npz")
+    add("--data", help="digits (default), fashion-mnist[:/folder], mnist:/folder, cifar10:/folder, "
+                       "npz:/file.npz or synthetic:CxHxW")
     add("--checkpoint", help="plain state_dict of the trained model (without it an FP phase trains it)")
     add("--pe", type=int)
     add("--simd", type=int)
