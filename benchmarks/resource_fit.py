@@ -78,8 +78,8 @@ def fit(samples: list[tuple[str, dict[str, float], dict[str, float]]]) -> dict[s
     coefficients: dict[str, dict[str, float]] = {}
     for kind, resource in sorted({(k, r) for k, features, _ in samples for r in ("LUT", "FF")}):
         rows = [(features, cells) for k, features, cells in samples if k == kind]
-        names = sorted(name for name in rows[0][0] if name.startswith(resource.lower() + "_"))
-        a = np.array([[features[name] for name in names] for features, _ in rows], dtype=float)
+        names = sorted({name for features, _ in rows for name in features if name.startswith(resource.lower() + "_")})
+        a = np.array([[features.get(name, 0.0) for name in names] for features, _ in rows], dtype=float)
         b = np.array([cells[resource] for _, cells in rows], dtype=float)
         scale = np.maximum(a.max(axis=0), 1.0)  # columns of very different sizes: fit on a common scale
         solution, _ = nnls(a / scale, b)
