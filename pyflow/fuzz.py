@@ -34,6 +34,7 @@ import numpy as np
 
 from pyflow.artifacts import DEFAULT_BOARD
 from pyflow.errors import PyflowError
+from pyflow.hw.cycles import simulation_cost
 from pyflow.ir.model import Network, conv_out_size
 from pyflow.random_ir import LayerSpec, parse_spec
 
@@ -263,17 +264,6 @@ def _small_enough(case: FuzzCase) -> bool:
     cycles, cost = simulation_cost(network)
     tiles = sum(layer.tiles_total for layer in network.matrix_layers)
     return cycles <= MAX_CYCLES and cost <= MAX_COST and tiles <= MAX_ROM_TILES
-
-
-def simulation_cost(network: Network) -> tuple[int, int]:
-    """(modelled cycles per image, cycles x lanes): what an event-driven simulation of the top costs."""
-    from pyflow.hw.cycles import modelled_cycles
-    from pyflow.hw.engines import engines, read_lanes
-
-    hardware = engines(network)
-    cycles = sum(modelled_cycles(layer) for layer in hardware)
-    lanes = sum(layer.pe * layer.simd if hasattr(layer, "pe") else read_lanes(layer) for layer in hardware)
-    return cycles, cycles * lanes
 
 
 def cases(count: int, seed: int, residual: bool = False) -> list[FuzzCase]:

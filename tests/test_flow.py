@@ -39,6 +39,8 @@ def pyflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     (lambda t: t.replace("keep_tiles: 0.5", "keep_tiles: 2"), r"compress: .*keep_tiles.*2"),
     (lambda t: t.replace("compress: {", "compress: {bogus: 1, "), r"compress: .*bogus"),
     (lambda t: t.replace("[icarus]", "[modelsim]"), r"verify.simulators"),
+    (lambda t: t.replace("[icarus]", "[]"), r"verify.simulators: expected auto or a list"),
+    (lambda t: t.replace("[icarus]", "fastest"), r"verify.simulators: expected auto or a list"),
     (lambda t: t.replace("csim_vectors: 3", "csim_vectors: 0"), r"verify.csim_vectors: must be an integer >= 1"),
     (lambda t: t.replace("folding: auto", "folding: fast"), r"folding: expected auto, uniform or a mapping"),
     (lambda t: t.replace("simulators:", "synth_seconds: -1, simulators:"),
@@ -172,3 +174,18 @@ def test_a_changed_template_regenerates(tmp_path, monkeypatch):
     assert stages._templates_digest() == before
     (tmp_path / "rtl_templates" / "engine.v").write_text("module b; endmodule\n")
     assert stages._templates_digest() != before
+
+
+def test_auto_simulators_drop_icarus_where_it_would_be_slow(tmp_path):
+    """``auto`` keeps Icarus for a digits-sized top and drops it for VGG-small, saying why."""
+    from pyflow.random_ir import random_network
+    from pyflow.sim.rtl import ICARUS_BUDGET_SECONDS, choose_simulators
+
+    small = random_network("conv8k3p1 maxpool2 linear10", (1, 8, 8), pe=4, simd=4)
+    vgg = random_network("conv64k3p1 conv64k3p1 maxpool2 conv128k3p1 conv128k3p1 maxpool2 linear10", (3, 32, 32),
+                         pe=8, simd=8, keep=0.25)
+    chosen, why = choose_simulators(small, 20)
+    assert chosen == ("icarus", "verilator") and "both" in why
+    chosen, why = choose_simulators(vgg, 1)
+    assert chosen == ("verilator",) and f"over {ICARUS_BUDGET_SECONDS} s" in why and "Icarus estimated" in why
+    assert load_flow(write(tmp_path, TINY.replace("[icarus]", "auto"))).verify.simulators == "auto"

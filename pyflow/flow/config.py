@@ -20,7 +20,8 @@ UNSET = "-"  # the compress section's output folder until the compress stage nam
 class Verify:
     csim_vectors: int = 100
     sim_vectors: int = 100
-    simulators: tuple[str, ...] = SIMULATORS
+    # "auto": Verilator, and Icarus too when its estimated run is short (pyflow.sim.rtl.choose_simulators)
+    simulators: tuple[str, ...] | str = "auto"
     # Yosys is stopped after this many seconds (0: no limit). The digits top takes about 2 minutes; a
     # VGG-sized top ran past 20 minutes and 18 GB, so a large design needs a raised limit, or --to sim.
     synth_seconds: int = 1800
@@ -60,12 +61,14 @@ def load_flow(path: str | Path) -> FlowConfig:
     for key in ("csim_vectors", "sim_vectors"):
         integer(getattr(verify, key), f"{where}: verify.{key}", 1)
     integer(verify.synth_seconds, f"{where}: verify.synth_seconds", 0)
-    unknown = [s for s in verify.simulators if s not in SIMULATORS]
-    if unknown or not verify.simulators:
-        raise PyflowError(f"{where}: verify.simulators: expected a list of {', '.join(SIMULATORS)}, "
-                          f"got {verify.simulators!r}")
+    if verify.simulators != "auto":
+        if not isinstance(verify.simulators, list | tuple) or not verify.simulators or \
+                any(s not in SIMULATORS for s in verify.simulators):
+            raise PyflowError(f"{where}: verify.simulators: expected auto or a list of {', '.join(SIMULATORS)}, "
+                              f"got {verify.simulators!r}")
+        verify = replace(verify, simulators=tuple(verify.simulators))
     raw["compress"] = _compress_section(raw.get("compress", {}), where)
-    config = FlowConfig(**{**raw, "verify": replace(verify, simulators=tuple(verify.simulators))})
+    config = FlowConfig(**{**raw, "verify": verify})
     integer(config.train_epochs, f"{where}: train_epochs", 0)
     integer(config.seed, f"{where}: seed", 0)
     if not (config.folding in ("auto", "uniform") or isinstance(config.folding, dict)):

@@ -104,10 +104,26 @@ def _csim(config: FlowConfig, run_dir: Path) -> None:
                           f"(see {run_dir / 'hls'})")
 
 
+def _simulators(config: FlowConfig, run_dir: Path) -> tuple[tuple[str, ...], str]:
+    """The simulators of the sim stage and why (``auto`` decides from the exported IR)."""
+    if config.verify.simulators != "auto":
+        return config.verify.simulators, "verify.simulators"
+    if not (run_dir / "ir").is_dir():
+        from pyflow.artifacts import SIMULATORS
+
+        return SIMULATORS, "no IR exported yet"  # (asked for artifacts only: none is fresh)
+    from pyflow.ir import load
+    from pyflow.sim.rtl import choose_simulators
+
+    return choose_simulators(load(run_dir / "ir"), config.verify.sim_vectors)
+
+
 def _sim(config: FlowConfig, run_dir: Path) -> None:
     from pyflow.sim.rtl import run_sim
 
-    for simulator in config.verify.simulators:
+    simulators, why = _simulators(config, run_dir)
+    progress(f"  simulators: {', '.join(simulators)} ({why})")
+    for simulator in simulators:
         result = run_sim(run_dir / "rtl", simulator, vectors=config.verify.sim_vectors, seed=config.seed)
         progress(f"  {simulator}: {'bit-exact' if result['bit_exact'] else 'MISMATCH'} on "
                  f"{result['outputs_compared']} outputs, {result['interval_cycles']} cycles per image")
@@ -149,7 +165,7 @@ STAGE_TABLE = {
                       lambda c, r: [r / "hls" / MARKER, r / "rtl" / MARKER]),
     "csim": Stage("csim", lambda c: [c.verify.csim_vectors, c.seed], _csim, lambda c, r: [r / "hls" / CSIM_FILE]),
     "sim": Stage("sim", lambda c: [c.verify.sim_vectors, c.verify.simulators, c.seed], _sim,
-                 lambda c, r: [r / "rtl" / sim_file(s) for s in c.verify.simulators]),
+                 lambda c, r: [r / "rtl" / sim_file(s) for s in _simulators(c, r)[0]]),
     "synth": Stage("synth", lambda c: [], _synth, lambda c, r: [r / "rtl" / YOSYS_FILE]),
     "report": Stage("report", lambda c: [c.board], _report, lambda c, r: [r / "report" / "report.json"]),
 }

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from pyflow.hw.engines import add_lanes, engine_inputs, engines, pe_latency
+from pyflow.hw.engines import add_lanes, engine_inputs, engines, pe_latency, read_lanes
 from pyflow.ir.model import INPUT, AddLayer, Layer, MatrixLayer, Network, PoolLayer
 
 # walk -> ROM read -> input address -> input word -> PE lanes -> accumulate -> requant (2) -> write
@@ -127,3 +127,13 @@ def bank_plan(network: Network) -> dict[tuple[str, int], tuple[int, str]]:
             plan[layer.name, slot] = (banks, f"{producer} starts at cycle {begin} and {layer.name} frees it at {end}: "
                                              f"held {end - begin} cycles / interval {interval} = {banks} banks")
     return plan
+
+
+def simulation_cost(network: Network) -> tuple[int, int]:
+    """(modelled cycles per image, cycles × lanes): what an event-driven simulation of the top costs
+    (PE × SIMD of every matrix engine, the read lanes of the others) — the fuzzer's size cap and the
+    flow's choice of simulators (pyflow.sim.rtl.choose_simulators)."""
+    hardware = engines(network)
+    cycles = sum(modelled_cycles(layer) for layer in hardware)
+    lanes = sum(layer.pe * layer.simd if isinstance(layer, MatrixLayer) else read_lanes(layer) for layer in hardware)
+    return cycles, cycles * lanes
