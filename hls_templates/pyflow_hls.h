@@ -92,29 +92,36 @@ struct adder_tree<1> {
 // C simulation speed, and why it keeps the Vitis semantics. The PE array's inner loops (PE x SIMD lanes per
 // tile, one tile per cycle) are where C simulation spends its time; there the library works on plain C integers
 // of fixed width rather than on an ap_int per lane: a 64-bit ROM chunk is an `unsigned long long`, a lane's
-// code is two bits shifted out of it, a term and a PE lane's SIMD-wide sum are `int`s. Every one of these is a
-// fixed-width integer type that Vitis HLS synthesizes as such (no dynamic allocation, no library call); every
-// value they hold is the value the ap_int form held, because the widths are proven wide enough at compile
-// time (lane_sum_t), so the results are bit-identical in C simulation and in hardware. Vitis HLS narrows the
-// adders to the bits the operands can reach (the terms are sign-extended IN_BITS+1-bit values), so the
-// adder tree stays the add-only tree it was. The accumulators, the feature buffers and the requantizer keep
-// their ap_int widths. Measured on VGG-small (benchmarks/hls_speed.py): the per-lane ap_int form ran ~1.3 s
-// per image, mostly in ternary_term's ap_int temporaries.
+// code is two bits shifted out of it, a term and a PE lane's SIMD-wide sum are an `int` (a `long long` for an
+// accumulator wider than 32 bits). These are fixed-width integer types that Vitis HLS synthesizes as they are,
+// chosen by the layer's widths, never by __SYNTHESIS__: C simulation and synthesis compile the same code. Every
+// value they hold is the value the ap_int form held, because lane_sum proves the width sufficient at compile
+// time, so C simulation and hardware stay bit-identical. The accumulators, feature buffers and requantizer
+// keep their ap_int widths; the lane terms and adder trees are still adds and negations only. (Whether
+// Vitis narrows the int adders to the bits their IN_BITS+1-bit operands reach, as its bit-width reduction
+// does for sign-extended operands, is a resource question for csynth: there is no Vitis on this machine.)
+// Measured on VGG-small (benchmarks/hls_speed.py): the per-lane ap_int form ran ~1.3 s per image, mostly in
+// the temporaries of an ap_int ternary_term that g++ did not inline; the loops of this form take ~0.07 s.
 
-// The type of one PE lane's SIMD-wide sum: int, which the static_assert proves wide enough, because the
-// sum's magnitude is at most that of the accumulator (ACC_BITS, computed from IN_BITS and the fan-in).
-template <int ACC_BITS>
+// The type of one PE lane's SIMD-wide sum: its magnitude is at most the accumulator's, so an integer of
+// ACC_BITS or more bits holds it exactly.
+template <int ACC_BITS, bool FITS_INT = (ACC_BITS <= 32)>
 struct lane_sum {
-    static_assert(ACC_BITS <= 32, "a PE lane's sum must fit an int: ACC_BITS <= 32");
     typedef int type;
+};
+template <int ACC_BITS>
+struct lane_sum<ACC_BITS, false> {
+    static_assert(ACC_BITS <= 64, "a PE lane's sum must fit a long long: ACC_BITS <= 64");
+    typedef long long type;
 };
 
 // One ternary term: +x, -x or 0 selected by a 2-bit code, never a multiply: the low bit keeps x (an AND), the
 // high bit negates it (two's complement: flip, add one). Without branches, so g++ does not mispredict on
 // random codes; code 10 (invalid, refused when the IR is loaded) gives 0 as 00 does.
-inline int ternary_term(unsigned code, int x) {
+template <class T>
+T ternary_term(unsigned code, T x) {
 #pragma HLS INLINE
-    const int keep = -int(code & 1u), negate = -int(code >> 1);  // all ones, or zero
+    const T keep = -T(code & 1u), negate = -T(code >> 1);  // all ones, or zero
     return ((x & keep) ^ negate) - negate;
 }
 
@@ -164,6 +171,10 @@ void pe_array(const unsigned long long word[CFG::WORD_CHUNKS], const ap_uint<CFG
 #pragma HLS UNROLL
         value[j] = sum_t(x[j].to_uint());
     }
+    // g++ does not unroll this loop by itself (its body is the SIMD loop, already unrolled); unrolled, every
+    // lane's chunk and shift are constants: ~25 % faster C simulation on VGG-small. For Vitis HLS the hint
+    // repeats the HLS UNROLL below, so the hardware is the same either way.
+#pragma GCC unroll 64
     for (unsigned p = 0; p < CFG::PE; ++p) {
 #pragma HLS UNROLL
         sum_t terms[CFG::SIMD];

@@ -32,6 +32,9 @@ int main() {
         for (int x : xs) std::printf("%%d ", pyflow::ternary_term(code, x));
     }
     std::printf("\\n");
+    static_assert(sizeof(pyflow::lane_sum<32>::type) == 4 && sizeof(pyflow::lane_sum<33>::type) == 8, "lane_sum");
+    const pyflow::lane_sum<40>::type wide = 1LL << 38;  // an accumulator wider than an int: long long terms
+    std::printf("%%lld %%lld\\n", pyflow::ternary_term(1, wide), pyflow::ternary_term(3, wide));
     ap_int<20> values[7];
     for (int i = 0; i < 7; ++i) values[i] = (i - 3) * 1000 + 17;
     std::printf("%%lld\\n", pyflow::adder_tree<7>::sum(values).to_int64());
@@ -54,7 +57,8 @@ def test_library_lane_order_terms_and_adder_tree(tmp_path: Path) -> None:
     assert words_to_codes(codes_to_words(codes), LANES).tolist() == codes.tolist()
     xs = [0, 1, 15, 200, 255]  # codes 00 -> 0, 01 -> +x, 10 (invalid, refused on load) -> 0, 11 -> -x
     assert [int(v) for v in lines[1].split()] == [0] * 5 + xs + [0] * 5 + [-x for x in xs]
-    assert int(lines[2]) == sum((i - 3) * 1000 + 17 for i in range(7))
+    assert lines[2].split() == [str(1 << 38), str(-(1 << 38))]
+    assert int(lines[3]) == sum((i - 3) * 1000 + 17 for i in range(7))
 
 
 @pytest.mark.csim
