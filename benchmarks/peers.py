@@ -1,11 +1,12 @@
 """Peers on one ternary digits network: hls4ml 1.3.0 vs pyflow, and FINN's dense MVAU cycle model vs pyflow's cycles.
 
-    .venv/bin/python benchmarks/peers.py [--epochs 20] [--repeats 3] [--rtl-vectors 4] [--quick]
+    .venv/bin/python benchmarks/peers.py [--epochs 20] [--repeats 3] [--rtl-vectors 4] [--jobs N] [--quick]
 
 One run: the digits CNN is compressed with configs/compress-digits.yaml (fewer epochs) and exported to the IR.
 
 1. C simulation. pyflow: ``hls.generate`` (codegen), ``csim.build`` (g++), the C testbench on the digits test
-   set. hls4ml: a float64 torch model equal to the IR (below), ``config_from_pytorch_model`` +
+   set, on one process and split over ``--jobs`` processes as ``pyflow csim`` runs it (default one per core).
+   hls4ml: a float64 torch model equal to the IR (below), ``config_from_pytorch_model`` +
    ``convert_from_pytorch_model`` + ``write`` (codegen), ``compile`` (g++), ``predict`` on the same images.
    Agreement with the golden model: logits compared with ``==``, top-1, and accuracy. Medians of --repeats;
    the NumPy golden model's throughput on the same images is the baseline.
@@ -56,9 +57,10 @@ class Settings:
     rtl_vectors: int
     backend: str
     io_types: tuple[str, ...]
+    jobs: int
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "repeats", "rtl_vectors"):
+        for name in ("epochs", "repeats", "rtl_vectors", "jobs"):
             value = getattr(self, name)
             if value < (0 if name in ("epochs", "rtl_vectors") else 1):
                 raise PyflowError(f"peers: --{name.replace('_', '-')} must not be {value}")
@@ -100,7 +102,8 @@ def make_network(folder: Path, epochs: int) -> Network:
 
 
 def measure_pyflow(network: Network, images: np.ndarray, logits: np.ndarray, labels: np.ndarray, folder: Path,
-                   repeats: int) -> CsimResult:
+                   repeats: int, jobs: int) -> list[CsimResult]:
+    """pyflow's C simulation on one testbench process and on ``jobs`` (one result each; jobs 1: one)."""
     from pyflow.boards import load_board
     from pyflow.codegen import hls
     from pyflow.sim import csim
@@ -116,16 +119,20 @@ def measure_pyflow(network: Network, images: np.ndarray, logits: np.ndarray, lab
     inputs.write_text("".join(" ".join(map(str, row)) + "\n" for row in images.transpose(0, 2, 3, 1).reshape(
         len(images), -1)))
     expected.write_text("".join(" ".join(map(str, row)) + "\n" for row in logits))
-    runs = [_timed(lambda: csim.run_testbench(binary, inputs, expected)) for _ in range(repeats)]
-    outcome = runs[-1][1]
-    if outcome.returncode not in (0, 1) or outcome.vectors != len(images):
-        raise PyflowError(f"{project}: the C testbench failed: {outcome.output.strip()[:300]}")
-    exact = outcome.passed and outcome.outputs_compared == logits.size
-    # the testbench compares logits and prints only the first mismatches: top-1 is known only when all match
-    return CsimResult("pyflow HLS", statistics.median(codegen), statistics.median(builds),
-                      len(images) / statistics.median(seconds for seconds, _ in runs),
-                      outcome.outputs_compared - outcome.mismatches, logits.size,
-                      1.0 if exact else None, float((logits.argmax(1) == labels).mean()) if exact else None)
+    results = []
+    for processes in sorted({1, jobs}):
+        runs = [_timed(lambda n=processes: csim.run_parallel(binary, inputs, expected, len(images), n))
+                for _ in range(repeats)]
+        outcome = runs[-1][1]
+        if outcome.returncode not in (0, 1) or outcome.vectors != len(images):
+            raise PyflowError(f"{project}: the C testbench failed: {outcome.output.strip()[:300]}")
+        exact = all(run.passed and run.outputs_compared == logits.size for _, run in runs)
+        # the testbench compares logits and prints only the first mismatches: top-1 is known only when all match
+        results.append(CsimResult(f"pyflow HLS x{processes} proc", statistics.median(codegen),
+                                  statistics.median(builds), len(images) / statistics.median(s for s, _ in runs),
+                                  outcome.outputs_compared - outcome.mismatches, logits.size, 1.0 if exact else None,
+                                  float((logits.argmax(1) == labels).mean()) if exact else None))
+    return results
 
 
 # --- hls4ml -----------------------------------------------------------------------------------------------------
@@ -283,10 +290,14 @@ def print_csim(results: list[CsimResult], baseline: float, golden_accuracy: floa
         print(f"{r.tool:24s} {r.codegen_s:9.3f} {r.build_s:8.2f} {r.images_per_s:9.0f} "
               f"{r.images_per_s / baseline:7.2f}x {f'{r.equal_logits}/{r.outputs}':>17s} {top1:>11s} "
               f"{accuracy:>8s}")
-    pyflow = results[0]
-    for r in results[1:]:
-        print(f"  {r.tool} / pyflow: codegen x{r.codegen_s / pyflow.codegen_s:.1f}, build x"
-              f"{r.build_s / pyflow.build_s:.2f}, throughput x{r.images_per_s / pyflow.images_per_s:.2f}")
+    pyflows = [r for r in results if r.tool.startswith("pyflow")]
+    for r in results:
+        if r in pyflows:
+            continue
+        print(f"  {r.tool} / pyflow: codegen x{r.codegen_s / pyflows[0].codegen_s:.1f}, build x"
+              f"{r.build_s / pyflows[0].build_s:.2f}")
+        for pyflow in pyflows:
+            print(f"  {pyflow.tool} / {r.tool}: throughput x{pyflow.images_per_s / r.images_per_s:.2f}")
 
 
 def print_cycles(network: Network, sim: dict[str, Any] | None, how: str) -> None:
@@ -334,9 +345,13 @@ def print_notes(network: Network, settings: Settings) -> None:
     print("  * hls4ml does not skip pruned tiles: they are zero weights of a dense layer; pyflow stores and walks "
           "only the kept tiles. hls4ml's BatchNormalization stays a separate per-channel multiply (not fused: the "
           "convolution's output type is set).")
-    print("  * builds: pyflow g++ -O2 of one testbench binary; hls4ml's compile() re-writes the project, then g++ "
-          "-O3 of two objects and a shared library. Throughput: pyflow runs its testbench process on text files; "
-          "hls4ml predict() calls the library once per image through ctypes (float64 in and out).")
+    from pyflow.sim.csim import CXXFLAGS
+
+    print(f"  * builds: pyflow g++ {CXXFLAGS[0]} of one testbench binary; hls4ml's compile() re-writes the project, "
+          "then g++ -O3 of two objects and a shared library. Throughput: pyflow runs its testbench on text files, "
+          f"on one process and on {settings.jobs} (the images split into contiguous slices, as `pyflow csim` does by "
+          "default); hls4ml predict() calls the library once per image through ctypes (float64 in and out), in "
+          "one process.")
     print("  * FINN: MH = C_out padded to a multiple of PE, MW = k*k*C_in with C_in padded to a multiple of SIMD "
           "(as in the IR); FINN itself requires PE | MH and SIMD | MW. Its sliding-window generator, pool and "
           "FIFO cycles are not modelled; the RTL column is pyflow's matrix engines only.")
@@ -371,6 +386,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--backend", choices=("Vivado", "Vitis"), default="Vivado", help="hls4ml backend")
     parser.add_argument("--io-type", choices=(*IO_TYPES, "both"), help="hls4ml io_type (default both; --quick "
                         "io_parallel)")
+    parser.add_argument("--jobs", type=int, default=None, help="pyflow testbench processes (default: one per core)")
     parser.add_argument("--quick", action="store_true", help="3 epochs, 1 repeat, 2 RTL vectors, io_parallel only")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -378,9 +394,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     try:
         return Settings(epochs=_pick(args.epochs, 20, 3, quick), repeats=_pick(args.repeats, 3, 1, quick),
                         rtl_vectors=_pick(args.rtl_vectors, 4, 2, quick), backend=args.backend,
-                        io_types=IO_TYPES if io_type == "both" else (io_type,))
+                        io_types=IO_TYPES if io_type == "both" else (io_type,),
+                        jobs=_default_jobs() if args.jobs is None else args.jobs)
     except PyflowError as exc:
         parser.error(str(exc))
+
+
+def _default_jobs() -> int:
+    from pyflow.sim.csim import default_jobs
+
+    return default_jobs()
 
 
 def _pick(given: int | None, full: int, quick_value: int, quick: bool) -> int:
@@ -402,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = golden.run(network, images)
         baseline = len(images) / statistics.median(
             _timed(lambda: golden.run(network, images))[0] for _ in range(settings.repeats))
-        results = [measure_pyflow(network, images, logits, labels, folder, settings.repeats)]
+        results = measure_pyflow(network, images, logits, labels, folder, settings.repeats, settings.jobs)
         results += [measure_hls4ml(network, images, logits, labels, folder, settings, io_type)
                     for io_type in settings.io_types]
         sim, how = measure_rtl(network, folder, settings.rtl_vectors)
