@@ -210,7 +210,11 @@ def _run_all(jobs: list[Job], cwd: Path, limits: Limits, workers: int, reuse: bo
     ordered = sorted(jobs, key=_rank)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {job.name: pool.submit(one, job) for job in ordered}
-        errors = [future.exception() for future in futures.values() if future.exception() is not None]
+        try:
+            errors = [future.exception() for future in futures.values() if future.exception() is not None]
+        except BaseException:  # Ctrl-C lands here, in the main thread: the workers stop their Yosys processes
+            cancel.set()
+            raise
     first = next((error for error in errors if "another synthesis job failed" not in str(error)), None)
     if errors:
         raise first or errors[0]
