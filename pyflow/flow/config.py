@@ -22,8 +22,8 @@ class Verify:
     sim_vectors: int = 100
     # "auto": Verilator, and Icarus too when its estimated run is short (pyflow.sim.rtl.choose_simulators)
     simulators: tuple[str, ...] | str = "auto"
-    # Yosys is stopped after this many seconds (0: no limit). The digits top takes about 2 minutes; a
-    # VGG-sized top ran past 20 minutes and 18 GB, so a large design needs a raised limit, or --to sim.
+    # Each Yosys process (one per distinct engine, out of context, and the top's glue) is stopped after
+    # this many seconds (0: no limit); VGG-small's slowest unit takes ~80 s, its whole synthesis ~260 s.
     synth_seconds: int = 1800
 
 
