@@ -100,8 +100,8 @@ struct adder_tree<1> {
 // keep their ap_int widths; the lane terms and adder trees are still adds and negations only. (Whether
 // Vitis narrows the int adders to the bits their IN_BITS+1-bit operands reach, as its bit-width reduction
 // does for sign-extended operands, is a resource question for csynth: there is no Vitis on this machine.)
-// Measured on VGG-small (benchmarks/hls_speed.py): the per-lane ap_int form ran ~1.3 s per image, mostly in
-// the temporaries of an ap_int ternary_term that g++ did not inline; the loops of this form take ~0.07 s.
+// Measured on VGG-small (benchmarks/hls_speed.py, one process): the per-lane ap_int form ran ~1.4 s per
+// image, mostly in the temporaries of an ap_int ternary_term that g++ did not inline; this form ~0.12 s.
 
 // The type of one PE lane's SIMD-wide sum: its magnitude is at most the accumulator's, so an integer of
 // ACC_BITS or more bits holds it exactly.
