@@ -169,13 +169,15 @@ def simulate(project_dir: str | Path, vectors: int, seed: int, quick: bool = Fal
 
     if vectors < 1:
         raise PyflowError(f"csim: --vectors must be at least 1, got {vectors}")
-    slices = _slices(vectors, default_jobs() if jobs is None else jobs)
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:  # before the build, not after it
+        raise PyflowError(f"csim: --jobs must be at least 1, got {jobs}")
     project = find_project(project_dir)
     network = load_ir(project)
     binary, build_seconds = build(project, quick)
     inputs, golden_file = write_vectors(network, project / BUILD_DIR, vectors, seed)
     start = time.perf_counter()
-    outcome = run_parallel(binary, inputs, golden_file, vectors, len(slices))
+    outcome = run_parallel(binary, inputs, golden_file, vectors, jobs)
     run_seconds = time.perf_counter() - start
     if outcome.returncode not in (0, 1) or outcome.vectors != vectors:
         raise PyflowError(f"{project}: the C testbench failed to run: {outcome.output.strip()[:300]}")
@@ -184,7 +186,7 @@ def simulate(project_dir: str | Path, vectors: int, seed: int, quick: bool = Fal
               "vectors": outcome.vectors, "outputs_compared": outcome.outputs_compared,
               "mismatches": outcome.mismatches, "compiler": compiler_version(),
               "build_seconds": round(build_seconds, 3), "run_seconds": round(run_seconds, 3),
-              "jobs": len(slices)}
+              "jobs": min(jobs, vectors)}  # the processes _slices starts
     write_json(project / RESULT_FILE, report)
     return report, outcome
 
