@@ -3,7 +3,8 @@
 // PIXELS pixels of C channels, LANES channels per cycle (LANES divides C). Each input is unsigned or, with
 // A_SIGNED / B_SIGNED, two's complement (a residual branch's end). Both input buffers store a pixel as C
 // consecutive elements, so group g of LANES channels sits at g*LANES in both. Cycles per image:
-// PIXELS*C/LANES + 3. Pipeline: walk -> S1 input words -> S2 products -> S3 sum, shift and clamp -> write.
+// PIXELS*C/LANES + 4. Pipeline: walk -> S0 buffer row addresses -> S1 input words -> S2 products ->
+// S3 sum, shift and clamp -> write.
 module pf_add_layer #(
     parameter C = 8,
     parameter PIXELS = 16,
@@ -83,20 +84,23 @@ module pf_add_layer #(
         end
     end
 
-    // walk: both buffers get the address of group (pix, grp); their registered read answers in S1
+    // walk: both buffers get the address of group (pix, grp); their pipelined read answers in S1
     wire [31:0] in_addr = (pix * GROUPS + grp) * LANES;
     assign rd_base = in_addr[IN_AW-1:0];
 
-    reg v1, v2, v3, end1, end2, end3;
-    reg [31:0] pix1, pix2, pix3, grp1, grp2, grp3;
+    reg v0, v1, v2, v3, end0, end1, end2, end3;
+    reg [31:0] pix0, pix1, pix2, pix3, grp0, grp1, grp2, grp3;
     always @(posedge clk) begin
-        v1 <= issuing && !rst;
+        v0 <= issuing && !rst;
+        v1 <= v0 && !rst;
         v2 <= v1 && !rst;
         v3 <= v2 && !rst;
-        end1 <= image_last;
+        end0 <= image_last;
+        end1 <= end0;
         end2 <= end1;
         end3 <= end2;
-        {pix1, grp1} <= {pix, grp};
+        {pix0, grp0} <= {pix, grp};
+        {pix1, grp1} <= {pix0, grp0};
         {pix2, grp2} <= {pix1, grp1};
         {pix3, grp3} <= {pix2, grp2};
     end

@@ -4,7 +4,9 @@
 // pulses wr_done; the consumer reads RD_LANES consecutive elements from rd_base of bank rd_bank and
 // pulses rd_done. With two banks (ping-pong) layer i writes image n while layer i+1 reads image n-1; the
 // skip buffer in front of a residual add has more (pyflow.hw.cycles.bank_plan). With REG_READ the read is
-// registered (rd_data one cycle after rd_base: block RAM can hold the lanes); without, combinational.
+// pipelined: each lane's row address is registered, then the word (rd_data two cycles after rd_base), so
+// the consumer's address arithmetic and the lane-row adders are one register stage and the memory read
+// (distributed or block RAM) the next; without REG_READ the read is combinational.
 //
 // Storage is lane-interleaved: element e lives in lane memory e mod L at row e / L, L = 2^LB >= both
 // lane counts. Any run of <= L consecutive elements touches each lane memory at most once, so every lane
@@ -80,6 +82,8 @@ module pf_fmap_buf #(
     wire [L-1:0]      wr_lanes_mask;
     wire [L*BITS-1:0] lane_q;  // what every lane memory reads
     wire [31:0]       q_off;   // the lane offset lane_q belongs to
+    reg [BB-1:0]      bank_q;  // rd_bank beside the registered row addresses
+    always @(posedge clk) bank_q <= rd_bank;
     generate
         if (L > WR_LANES) begin : g_pad
             assign wr_lanes_data = {{((L-WR_LANES)*BITS){1'b0}}, wr_data};
@@ -103,8 +107,12 @@ module pf_fmap_buf #(
             // read: row of lane memory k for this offset
             wire [31:0] r_row = rd_row + (k < rd_off ? 32'd1 : 32'd0);
             if (REG_READ) begin : g_reg
+                reg [RW-1:0] row_q;
                 reg [BITS-1:0] q;
-                always @(posedge clk) q <= mem[{rd_bank, r_row[RW-1:0]}];
+                always @(posedge clk) begin
+                    row_q <= r_row[RW-1:0];
+                    q <= mem[{bank_q, row_q}];
+                end
                 assign lane_q[k*BITS +: BITS] = q;
             end else begin : g_comb
                 assign lane_q[k*BITS +: BITS] = mem[{rd_bank, r_row[RW-1:0]}];
@@ -113,8 +121,11 @@ module pf_fmap_buf #(
         end
         // output lane k = lane memory (k + offset) mod L: a rotator (by the offset of the read's cycle)
         if (REG_READ) begin : g_off_reg
-            reg [31:0] off_q;
-            always @(posedge clk) off_q <= rd_off;
+            reg [31:0] off_a, off_q;
+            always @(posedge clk) begin
+                off_a <= rd_off;
+                off_q <= off_a;
+            end
             assign q_off = off_q;
         end else begin : g_off_comb
             assign q_off = rd_off;

@@ -6,11 +6,11 @@
 // 2-bit codes. An empty fold costs one bubble cycle (its accumulators must still be cleared). After a
 // fold's last tile its accumulators go to the requantizer and the output buffer while the walker is
 // already on the next fold, so a layer takes out_pixels * sum_folds max(kept_f, 1) + FILL cycles,
-// FILL = 6 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
+// FILL = 8 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
 // when its input bank is full and its output bank is free.
 //
-// Pipeline: walk -> S1 ROM read -> S2 input address -> S3 input word -> PE lanes (PE_LAT) -> acc ->
-//           requant (2) -> write.
+// Pipeline: walk -> S1 ROM read -> S2 input address -> S2b buffer row addresses -> S3 input word ->
+//           PE lanes (PE_LAT) -> acc -> requant (3) -> write.
 module pf_matrix_layer #(
     parameter C_IN_PAD = 8,
     parameter H_IN = 8,
@@ -90,11 +90,16 @@ module pf_matrix_layer #(
     localparam [15:0] LAST_Y = H_OUT - 1;
     localparam [15:0] LAST_X = W_OUT - 1;
 
+    // The walker's control is registers: t_end = ptr_rom[fold + 1] (the current fold's end) and whether t is
+    // a real tile and the fold's last, each computed with the state it describes, so the cycle's decision
+    // is a few gates, not a ROM read, an increment and a compare (nextpnr found that path on ECP5).
+    reg [TW-1:0] t_end;
+    reg real_tile, last_tile;
     wire [PW-1:0] fold_next = fold + {{(PW-1){1'b0}}, 1'b1};
-    wire [TW-1:0] t_end = ptr_rom[fold_next];
     wire [TW-1:0] t_next = t + {{(TW-1){1'b0}}, 1'b1};
-    wire real_tile = (t != t_end);
-    wire last_tile = !real_tile || (t_next == t_end);
+    wire [31:0] fold_after = {{(32-PW){1'b0}}, fold} + 32'd2;  // only read when fold is not the last
+    wire [TW-1:0] end_after = ptr_rom[fold_after > OUT_FOLDS ? OUT_FOLDS : fold_after];
+    wire [TW-1:0] end_first = ptr_rom[1];
     wire last_fold = (fold == LAST_FOLD);
     wire last_pixel = (oy == LAST_Y) && (ox == LAST_X);
     wire image_last = last_tile && last_fold && last_pixel;
@@ -153,6 +158,20 @@ module pf_matrix_layer #(
         end
     end
 
+    always @(posedge clk) begin
+        if (start || (issuing && last_tile && last_fold)) begin  // fold 0 at t = 0
+            t_end <= end_first;
+            real_tile <= end_first != {TW{1'b0}};
+            last_tile <= (end_first <= {{(TW-1){1'b0}}, 1'b1});
+        end else if (issuing && !last_tile) begin  // the fold's next tile
+            last_tile <= (t_next + {{(TW-1){1'b0}}, 1'b1} == t_end);
+        end else if (issuing) begin  // the next fold, from t = t_end
+            t_end <= end_after;
+            real_tile <= end_after != t_end;
+            last_tile <= (end_after == t_end) || (end_after == t_end + {{(TW-1){1'b0}}, 1'b1});
+        end
+    end
+
     // ---------------------------------------------------------------- S1: ROM read
     reg v1, real1, first1, last1, end1;
     reg [PW-1:0] fold1;
@@ -199,7 +218,17 @@ module pf_matrix_layer #(
         pix2 <= pix1;
         w2 <= real1 ? w1 : {WB{1'b0}};
     end
-    assign rd_base = in_addr[IN_AW-1:0];  // the buffer's registered read: the word arrives with S2
+    assign rd_base = in_addr[IN_AW-1:0];  // the buffer's pipelined read: the word arrives with S2b
+
+    // ---------------------------------------------------------------- S2b: the buffer registers the rows
+    reg v2b, use2b, first2b, last2b, end2b;
+    reg [PW-1:0] fold2b;
+    reg [31:0] pix2b;
+    reg [WB-1:0] w2b;
+    always @(posedge clk) begin
+        v2b <= v2 && !rst;
+        {use2b, first2b, last2b, end2b, fold2b, pix2b, w2b} <= {use2, first2, last2, end2, fold2, pix2, w2};
+    end
 
     // ---------------------------------------------------------------- S3: input word
     localparam TAG = 3 + PW + 32;  // {valid, first, last/end, fold, pix} travel beside the PE lanes
@@ -207,9 +236,9 @@ module pf_matrix_layer #(
     reg [WB-1:0] w3;
     reg [TAG:0] tag3;
     always @(posedge clk) begin
-        x3 <= use2 ? rd_data : {SIMD*IN_BITS{1'b0}};
-        w3 <= w2;
-        tag3 <= {v2 && !rst, first2, last2, end2, fold2, pix2};
+        x3 <= use2b ? rd_data : {SIMD*IN_BITS{1'b0}};
+        w3 <= w2b;
+        tag3 <= {v2b && !rst, first2b, last2b, end2b, fold2b, pix2b};
     end
 
     // ---------------------------------------------------------------- PE lanes
@@ -218,7 +247,7 @@ module pf_matrix_layer #(
         .clk(clk), .x(x3), .w(w3), .sums(sums));
 
     // The valid bit is cleared under rst at every stage, as v1/v2/tag3 are: otherwise a reset shorter
-    // than PE_LAT + 2 cycles leaves power-up garbage in flight that can fire a spurious write and finish
+    // than PE_LAT + 3 cycles leaves power-up garbage in flight that can fire a spurious write and finish
     // (RTL simulation hides it: `if (x)` takes the else branch; the synthesized netlist shows it as X).
     reg [TAG:0] tag_pipe [0:PE_LAT-1];
     integer s;
@@ -275,30 +304,28 @@ module pf_matrix_layer #(
                  .RELU(RELU)) u_rq (
         .clk(clk), .acc(acc), .m(rq_m), .b(rq_b), .y(wr_data));
 
-    reg rq_valid1, rq_valid2, rq_end1, rq_end2;
-    reg [PW-1:0] rq_fold1, rq_fold2;
-    reg [31:0] rq_pix1, rq_pix2;
+    reg rq_valid1, rq_valid2, rq_valid3, rq_end1, rq_end2, rq_end3;
+    reg [PW-1:0] rq_fold1, rq_fold2, rq_fold3;
+    reg [31:0] rq_pix1, rq_pix2, rq_pix3;
     always @(posedge clk) begin
         rq_valid1 <= acc_valid && !rst;
         rq_valid2 <= rq_valid1 && !rst;
-        rq_end1 <= acc_end;
-        rq_end2 <= rq_end1;
-        rq_fold1 <= acc_fold;
-        rq_fold2 <= rq_fold1;
-        rq_pix1 <= acc_pix;
-        rq_pix2 <= rq_pix1;
+        rq_valid3 <= rq_valid2 && !rst;
+        {rq_end1, rq_fold1, rq_pix1} <= {acc_end, acc_fold, acc_pix};
+        {rq_end2, rq_fold2, rq_pix2} <= {rq_end1, rq_fold1, rq_pix1};
+        {rq_end3, rq_fold3, rq_pix3} <= {rq_end2, rq_fold2, rq_pix2};
     end
 
-    wire [31:0] channel0 = {{(32-PW){1'b0}}, rq_fold2} * PE;
-    wire [31:0] out_addr = rq_pix2 * OUT_STRIDE + channel0;
-    assign wr_en = rq_valid2;
+    wire [31:0] channel0 = {{(32-PW){1'b0}}, rq_fold3} * PE;
+    wire [31:0] out_addr = rq_pix3 * OUT_STRIDE + channel0;
+    assign wr_en = rq_valid3;
     assign wr_base = out_addr[OUT_AW-1:0];
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_mask
             assign wr_mask[p] = (channel0 + p) < OUT_CHANNELS;
         end
     endgenerate
-    assign finish = rq_valid2 && rq_end2;
+    assign finish = rq_valid3 && rq_end3;
     assign in_done = finish;
     assign out_done = finish;
 

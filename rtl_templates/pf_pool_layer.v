@@ -1,8 +1,8 @@
 `timescale 1ns / 1ps
 // Pooling engine: for each output pixel it reads the KERNEL x KERNEL window one input pixel (all C
 // channels) per cycle and keeps a running max (IS_MAX = 1) or sum; an average-pool sum is then
-// requantized with the scalar m, b, SHIFT (pf_requant). Cycles per image: out_pixels * KERNEL^2 + 5.
-// Pipeline: walk -> S1 address -> S2 input pixel -> window max/sum -> requant or delay (2) -> write.
+// requantized with the scalar m, b, SHIFT (pf_requant). Cycles per image: out_pixels * KERNEL^2 + 7.
+// Pipeline: walk -> S1 address -> S1b buffer row addresses -> S2 input pixel -> window max/sum -> requant or delay (3) -> write.
 module pf_pool_layer #(
     parameter C = 4,
     parameter W_IN = 8,
@@ -107,24 +107,32 @@ module pf_pool_layer #(
         end1 <= image_last;
         pix1 <= pix;
     end
-    assign rd_base = in_addr[IN_AW-1:0];  // the buffer's registered read: the pixel arrives with S1
+    assign rd_base = in_addr[IN_AW-1:0];  // the buffer's pipelined read: the pixel arrives with S1b
+
+    // S1b: the buffer registers the rows
+    reg v1b, first1b, last1b, end1b;
+    reg [31:0] pix1b;
+    always @(posedge clk) begin
+        v1b <= v1 && !rst;
+        {first1b, last1b, end1b, pix1b} <= {first1, last1, end1, pix1};
+    end
 
     // S2: input pixel
     reg v2, first2, last2, end2;
     reg [31:0] pix2;
     reg [C*BITS-1:0] x2;
     always @(posedge clk) begin
-        v2 <= v1 && !rst;
-        first2 <= first1;
-        last2 <= last1;
-        end2 <= end1;
-        pix2 <= pix1;
+        v2 <= v1b && !rst;
+        first2 <= first1b;
+        last2 <= last1b;
+        end2 <= end1b;
+        pix2 <= pix1b;
         x2 <= rd_data;
     end
 
-    // window max / sum, then requantize (avg) or delay (max) by the same 2 cycles
-    reg a_valid, a_end, q_valid1, q_valid2, q_end1, q_end2;
-    reg [31:0] a_pix, q_pix1, q_pix2;
+    // window max / sum, then requantize (avg) or delay (max) by the same 3 cycles
+    reg a_valid, a_end, q_valid1, q_valid2, q_valid3, q_end1, q_end2, q_end3;
+    reg [31:0] a_pix, q_pix1, q_pix2, q_pix3;
     always @(posedge clk) begin
         a_valid <= v2 && last2 && !rst;
         a_end <= end2;
@@ -132,15 +140,18 @@ module pf_pool_layer #(
         q_valid1 <= a_valid && !rst;
         q_valid2 <= q_valid1 && !rst;
         q_end1 <= a_end;
+        q_valid3 <= q_valid2 && !rst;
         q_end2 <= q_end1;
+        q_end3 <= q_end2;
         q_pix1 <= a_pix;
         q_pix2 <= q_pix1;
+        q_pix3 <= q_pix2;
     end
 
     genvar c;
     generate
         if (IS_MAX != 0) begin : g_max
-            reg [C*BITS-1:0] best, d1, d2;
+            reg [C*BITS-1:0] best, d1, d2, d3;
             for (c = 0; c < C; c = c + 1) begin : g_lane
                 wire [BITS-1:0] x = x2[c*BITS +: BITS];
                 wire [BITS-1:0] y = best[c*BITS +: BITS];
@@ -150,8 +161,9 @@ module pf_pool_layer #(
             always @(posedge clk) begin
                 d1 <= best;
                 d2 <= d1;
+                d3 <= d2;
             end
-            assign wr_data = d2;
+            assign wr_data = d3;
         end else begin : g_avg
             reg [C*(SUM_BITS+1)-1:0] sum;
             wire [C*M_BITS-1:0] ms;
@@ -170,11 +182,11 @@ module pf_pool_layer #(
         end
     endgenerate
 
-    wire [31:0] out_addr = q_pix2 * OUT_STRIDE;
-    assign wr_en = q_valid2;
+    wire [31:0] out_addr = q_pix3 * OUT_STRIDE;
+    assign wr_en = q_valid3;
     assign wr_base = out_addr[OUT_AW-1:0];
     assign wr_mask = {C{1'b1}};
-    assign finish = q_valid2 && q_end2;
+    assign finish = q_valid3 && q_end3;
     assign in_done = finish;
     assign out_done = finish;
 

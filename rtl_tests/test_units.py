@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from pyflow.hw.cycles import POOL_FILL
-from pyflow.hw.engines import pe_latency, tree_latency
+from pyflow.hw.engines import REQUANT_LATENCY, pe_latency, tree_latency
 
 CYCLES = 40
 
@@ -112,7 +112,7 @@ async def requant(dut) -> None:
         values = [(word >> (i * out_bits)) & ((1 << out_bits) - 1) for i in range(lanes)]
         return [_signed(v, out_bits) for v in values] if is_output else values
 
-    await _pipeline(dut, drive, read, 2)
+    await _pipeline(dut, drive, read, REQUANT_LATENCY)
 
 
 @cocotb.test()

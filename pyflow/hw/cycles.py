@@ -27,15 +27,15 @@ import math
 
 import numpy as np
 
-from pyflow.hw.engines import add_lanes, engine_inputs, engines, pe_latency, read_lanes
+from pyflow.hw.engines import REQUANT_LATENCY, add_lanes, engine_inputs, engines, pe_latency, read_lanes
 from pyflow.ir.model import INPUT, AddLayer, Layer, MatrixLayer, Network, PoolLayer
 
-# walk -> ROM read -> input address -> input word -> PE lanes -> accumulate -> requant (2) -> write
-MATRIX_FILL_BASE = 6
-# walk -> address -> input pixel -> window max/sum -> requant or delay (2) -> write
-POOL_FILL = 5
-# walk -> input words -> products -> sum, shift and clamp -> write
-ADD_FILL = 3
+# walk -> ROM read -> input address -> buffer rows -> input word -> PE lanes -> accumulate -> requant -> write
+MATRIX_FILL_BASE = 5 + REQUANT_LATENCY
+# walk -> address -> buffer rows -> input pixel -> window max/sum -> requant or the same delay -> write
+POOL_FILL = 4 + REQUANT_LATENCY
+# walk -> buffer rows -> input words -> products -> sum, shift and clamp -> write
+ADD_FILL = 4
 START_CYCLES = 1  # the cycle an engine starts an image on
 
 

@@ -18,6 +18,9 @@ def tree_latency(leaves: int) -> int:
     return max(1, -(-levels // 2))
 
 
+REQUANT_LATENCY = 3  # pf_requant: operands registered beside the multiplier, product, clamp
+
+
 def pe_latency(simd: int) -> int:
     """pf_pe_lanes: the code-select stage, then the adder tree."""
     return 1 + tree_latency(simd)
