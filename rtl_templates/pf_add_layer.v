@@ -89,7 +89,9 @@ module pf_add_layer #(
     assign rd_base = in_addr[IN_AW-1:0];
 
     reg v0, v1, v2, v3, end0, end1, end2, end3;
-    reg [31:0] pix0, pix1, pix2, pix3, grp0, grp1, grp2, grp3;
+    reg [31:0] pix0, pix1, pix2, grp0, grp1, grp2;
+    reg [OUT_AW-1:0] addr3;  // the pixel x stride product gets a cycle of its own
+    wire [31:0] out_addr = pix2 * OUT_STRIDE + grp2 * LANES;
     always @(posedge clk) begin
         v0 <= issuing && !rst;
         v1 <= v0 && !rst;
@@ -102,7 +104,7 @@ module pf_add_layer #(
         {pix0, grp0} <= {pix, grp};
         {pix1, grp1} <= {pix0, grp0};
         {pix2, grp2} <= {pix1, grp1};
-        {pix3, grp3} <= {pix2, grp2};
+        addr3 <= out_addr[OUT_AW-1:0];
     end
 
     genvar l;
@@ -127,9 +129,8 @@ module pf_add_layer #(
         end
     endgenerate
 
-    wire [31:0] out_addr = pix3 * OUT_STRIDE + grp3 * LANES;
     assign wr_en = v3;
-    assign wr_base = out_addr[OUT_AW-1:0];
+    assign wr_base = addr3;
     assign wr_mask = {LANES{1'b1}};
     assign finish = v3 && end3;
     assign in_done = finish;

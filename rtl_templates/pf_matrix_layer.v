@@ -304,27 +304,32 @@ module pf_matrix_layer #(
                  .RELU(RELU)) u_rq (
         .clk(clk), .acc(acc), .m(rq_m), .b(rq_b), .y(wr_data));
 
+    // The output address and mask are computed from the tags one stage early and registered, so the
+    // pixel x stride product (a multiplier on ECP5) has a cycle of its own before the buffer's write port.
     reg rq_valid1, rq_valid2, rq_valid3, rq_end1, rq_end2, rq_end3;
-    reg [PW-1:0] rq_fold1, rq_fold2, rq_fold3;
-    reg [31:0] rq_pix1, rq_pix2, rq_pix3;
+    reg [PW-1:0] rq_fold1;
+    reg [31:0] rq_pix1;
+    reg [OUT_AW-1:0] rq_addr2, rq_addr3;
+    reg [PE-1:0] rq_mask2, rq_mask3;
+    wire [31:0] channel1 = {{(32-PW){1'b0}}, rq_fold1} * PE;
+    wire [31:0] out_addr = rq_pix1 * OUT_STRIDE + channel1;
+    wire [PE-1:0] mask1;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_mask
+            assign mask1[p] = (channel1 + p) < OUT_CHANNELS;
+        end
+    endgenerate
     always @(posedge clk) begin
         rq_valid1 <= acc_valid && !rst;
         rq_valid2 <= rq_valid1 && !rst;
         rq_valid3 <= rq_valid2 && !rst;
         {rq_end1, rq_fold1, rq_pix1} <= {acc_end, acc_fold, acc_pix};
-        {rq_end2, rq_fold2, rq_pix2} <= {rq_end1, rq_fold1, rq_pix1};
-        {rq_end3, rq_fold3, rq_pix3} <= {rq_end2, rq_fold2, rq_pix2};
+        {rq_end2, rq_addr2, rq_mask2} <= {rq_end1, out_addr[OUT_AW-1:0], mask1};
+        {rq_end3, rq_addr3, rq_mask3} <= {rq_end2, rq_addr2, rq_mask2};
     end
-
-    wire [31:0] channel0 = {{(32-PW){1'b0}}, rq_fold3} * PE;
-    wire [31:0] out_addr = rq_pix3 * OUT_STRIDE + channel0;
     assign wr_en = rq_valid3;
-    assign wr_base = out_addr[OUT_AW-1:0];
-    generate
-        for (p = 0; p < PE; p = p + 1) begin : g_mask
-            assign wr_mask[p] = (channel0 + p) < OUT_CHANNELS;
-        end
-    endgenerate
+    assign wr_base = rq_addr3;
+    assign wr_mask = rq_mask3;
     assign finish = rq_valid3 && rq_end3;
     assign in_done = finish;
     assign out_done = finish;

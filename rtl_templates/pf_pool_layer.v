@@ -132,7 +132,9 @@ module pf_pool_layer #(
 
     // window max / sum, then requantize (avg) or delay (max) by the same 3 cycles
     reg a_valid, a_end, q_valid1, q_valid2, q_valid3, q_end1, q_end2, q_end3;
-    reg [31:0] a_pix, q_pix1, q_pix2, q_pix3;
+    reg [31:0] a_pix, q_pix1, q_pix2;
+    reg [OUT_AW-1:0] q_addr3;  // the pixel x stride product gets a cycle of its own
+    wire [31:0] out_addr = q_pix2 * OUT_STRIDE;
     always @(posedge clk) begin
         a_valid <= v2 && last2 && !rst;
         a_end <= end2;
@@ -145,7 +147,7 @@ module pf_pool_layer #(
         q_end3 <= q_end2;
         q_pix1 <= a_pix;
         q_pix2 <= q_pix1;
-        q_pix3 <= q_pix2;
+        q_addr3 <= out_addr[OUT_AW-1:0];
     end
 
     genvar c;
@@ -182,9 +184,8 @@ module pf_pool_layer #(
         end
     endgenerate
 
-    wire [31:0] out_addr = q_pix3 * OUT_STRIDE;
     assign wr_en = q_valid3;
-    assign wr_base = out_addr[OUT_AW-1:0];
+    assign wr_base = q_addr3;
     assign wr_mask = {C{1'b1}};
     assign finish = q_valid3 && q_end3;
     assign in_done = finish;
