@@ -19,6 +19,8 @@ EVAL_FILE = "eval.json"  # ir/: golden-model accuracy and compression figures (w
 CSIM_FILE = "csim.json"  # hls/: C-simulation against the golden model
 SIZING_FILE = "sizing.json"  # rtl/: every width, depth and modelled cycle count the generated RTL was sized with
 YOSYS_FILE = "yosys.json"  # rtl/: Yosys cell counts
+PNR_DIR = "pnr"  # rtl/pnr/: the board wrapper placed and routed (ECP5 boards), its bitstream
+PNR_FILE = "pnr.json"  # rtl/pnr/: measured Fmax, utilization, critical path, run time and memory
 
 
 def sim_file(simulator: str) -> str:

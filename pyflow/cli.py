@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pyflow.report.cli",
     "pyflow.sim.csim",
     "pyflow.sim.rtl",
+    "pyflow.sim.pnr",
     "pyflow.fuzz",
 )
 

