@@ -12,7 +12,7 @@ JOBS ?= 2
 N ?= 20
 SEED ?=
 
-.PHONY: install system-tools test test-all fuzz demo demo-fashion lint clean
+.PHONY: install system-tools test test-all fuzz demo demo-ecp5 demo-fashion lint clean
 
 install: system-tools $(STAMP)
 
@@ -51,6 +51,10 @@ fuzz: install
 
 demo: install
 	$(VENV)/bin/pyflow demo
+
+# the digits flow on the ULX3S (ECP5): placed and routed with nextpnr, a bitstream (~6 minutes on 2 cores)
+demo-ecp5: install
+	$(VENV)/bin/pyflow demo digits-ulx3s
 
 # the whole flow on Fashion-MNIST (configs/fashion.yaml, ~15 minutes on 2 cores)
 demo-fashion: install

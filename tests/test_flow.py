@@ -115,7 +115,7 @@ def test_side_by_side_stages_raise_the_first_failure_and_record_none(tmp_path, m
     with pytest.raises(PyflowError, match=r"hls: not an HLS project"):
         runner._run_stages([(6, "csim", "new"), (8, "synth", "new")], config, run, run / "run.json", done)
     assert json.loads((run / "run.json").read_text())["stages"] == {"generate": "kept"}
-    assert "[8/9] synth …" in capsys.readouterr().err  # synth was started although csim had failed
+    assert "[8/10] synth …" in capsys.readouterr().err  # synth was started although csim had failed
 
 
 def test_synth_time_limit_says_what_to_do(tmp_path, monkeypatch):
@@ -151,8 +151,8 @@ def test_tiny_flow_end_to_end_then_skips(tmp_path):
     assert "report.html" in first.stdout
     lines = first.stderr.splitlines()
     if runner._cpus() > 1:  # the verification stages start together
-        csim_done = next(i for i, line in enumerate(lines) if line.startswith("[6/9] csim: done"))
-        assert lines.index("[8/9] synth …") < csim_done
+        csim_done = next(i for i, line in enumerate(lines) if line.startswith("[6/10] csim: done"))
+        assert lines.index("[8/10] synth …") < csim_done
     second = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
     assert second.returncode == 0
     assert second.stderr.count("up to date, skipped") == 9

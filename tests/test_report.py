@@ -175,6 +175,8 @@ def test_measured_figures_are_the_counters(full_run):
         assert cycles["interval_cycles"]["value"] == doc["interval_cycles"]
         assert cycles["cycles_per_image"]["value"] == doc["cycles_per_image"]
         assert cycles["images_per_s"]["value"] == round(200e6 / doc["interval_cycles"], 6)  # zcu104: 200 MHz
+        # measured cycles at a nominal clock are not a measured throughput
+        assert cycles["images_per_s"]["basis"] == "modelled" and "(nominal)" in cycles["images_per_s"]["source"]
 
 
 def test_modelled_figures_follow_the_cycle_model(full_run):
@@ -362,7 +364,9 @@ def test_cli_prints_summary(tmp_path, capsys):
     make_run(tmp_path / "run")
     assert main(["report", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "zcu104 at 200 MHz: bit-exact in every view" in out and "cycles latency (measured, verilator)" in out
+    assert "zcu104 at 200 MHz (nominal): bit-exact in every view" in out
+    assert "cycles latency (measured, verilator)" in out
+    assert "images/s (modelled)" in out
     assert {p.name for p in (tmp_path / "run" / "report").iterdir()} == {
         ".pyflow", "report.json", "report.md", "report.html"}
 
@@ -431,3 +435,51 @@ def test_a_hostile_compression_history_is_a_one_line_error(tmp_path, history, me
     with pytest.raises(PyflowError, match=r"checkpoint/metrics.json: " + message):
         write_report(folder)
     assert not (folder / "report").exists()
+
+
+PNR = {"board": "ulx3s", "part": "LFE5U-85F-6BG381C", "device": "85k", "package": "CABGA381", "speed": 6, "seed": 1,
+       "clock_mhz": 100.0, "fmax_mhz": 103.252, "constraint_mhz": 100.0, "meets_clock": True,
+       "utilization": {"TRELLIS_COMB": {"used": 13112, "available": 83640}, "DP16KD": {"used": 1, "available": 208}},
+       "critical_path": {"delay_ns": 9.685, "engines": ["fc0 (IR layer 5)", "feature buffer 4"]},
+       "seconds": {"synth": 27.4, "pnr": 128.0, "pack": 1.8, "total": 157.2},
+       "peak_rss_mb": {"synth": 350.3, "pnr": 647.6, "pack": 169.9, "max": 647.6},
+       "tools": {"nextpnr": "nextpnr-0.11.1 (test)"},
+       "bitstream": {"file": "pyflow_board.bit", "bytes": 1930043, "sha256": "6dffad61b671eeeb"}}
+
+
+@pytest.mark.parametrize("board", ["ulx3s", "zcu104"])
+def test_placed_and_routed_clock_is_measured_only_on_its_board(tmp_path, board):
+    """With pnr.json for the report's board the throughput is at the measured Fmax and says so; for another
+    board the Fmax is shown but the throughput stays at the nominal clock, labelled modelled."""
+    make_run(tmp_path / "run", board=board)
+    write_json(tmp_path / "run" / "rtl" / "pnr" / "pnr.json", PNR)
+    write_report(tmp_path / "run")
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    clk, rate = report["clock"], report["network"]["cycles"]["measured"]["verilator"]["images_per_s"]
+    interval = report["network"]["cycles"]["measured"]["verilator"]["interval_cycles"]["value"]
+    assert clk["fmax_mhz"] == {"basis": "measured", "value": 103.252,
+                               "source": "rtl/pnr/pnr.json (nextpnr-0.11.1 (test), LFE5U-85F-6BG381C, seed 1)"}
+    assert clk["utilization"]["TRELLIS_COMB"]["used"]["value"] == 13112
+    markdown = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "## Place and route on ulx3s" in markdown and "13,112 / 83,640 (15.7 %)" in markdown
+    if board == "ulx3s":
+        assert rate["basis"] == "measured" and rate["value"] == round(103.252e6 / interval, 6)
+        assert "ulx3s at Fmax 103.3 MHz (measured, nextpnr on LFE5U-85F-6BG381C)" in markdown
+    else:
+        assert rate["basis"] == "modelled" and rate["value"] == round(200e6 / interval, 6)
+        assert "not for zcu104" in clk["note"] and "zcu104 at 200 MHz (nominal)" in markdown
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: {k: v for k, v in d.items() if k != "fmax_mhz"}, r"missing field 'fmax_mhz'"),
+    (lambda d: {**d, "fmax_mhz": "fast"}, r"fmax_mhz: expected a frequency in MHz"),
+    (lambda d: {**d, "meets_clock": "yes"}, r"meets_clock must be true or false"),
+    (lambda d: {**d, "utilization": {"LUT4": 5}}, r"utilization: expected"),
+])
+def test_hostile_pnr_json(tmp_path, edit, message):
+    make_run(tmp_path / "run", board="ulx3s")
+    write_json(tmp_path / "run" / "rtl" / "pnr" / "pnr.json", edit(PNR))
+    with pytest.raises(PyflowError, match=message) as info:
+        write_report(tmp_path / "run")
+    assert "pnr.json" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "run" / "report").exists()

@@ -131,7 +131,7 @@ def test_a_killed_runs_lock_is_reported_and_cleared(flow_dir, holder):
     assert lines[0] == (f"pyflow: run: clearing the stale run lock of pid {dead['pid']} on {dead['host']}, "
                         f"started {dead['started']}, a run that ended without releasing it")
     assert sum("lock" in line for line in lines) == 1
-    assert "[1/9] train: done" in result.stderr
+    assert "[1/10] train: done" in result.stderr
     assert not (run / LOCK_NAME).exists()
     assert "train" in json.loads((run / "run.json").read_text())["stages"]
 

@@ -10,7 +10,7 @@ from pyflow.artifacts import project_root
 from pyflow.flow.config import load_flow
 from pyflow.flow.runner import STAGES, run_flow
 
-DEMOS = ("digits", "fashion")  # configs/<name>.yaml
+DEMOS = ("digits", "digits-ulx3s", "fashion")  # configs/<name>.yaml
 
 
 def headline(run_dir: Path) -> str:

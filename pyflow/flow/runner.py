@@ -19,13 +19,14 @@ from pyflow.flow.stages import STAGE_TABLE, progress
 from pyflow.runlock import run_lock
 from pyflow.util import MARKER, check_output_folder
 
-STAGES = ("train", "fold", "compress", "export", "generate", "csim", "sim", "synth", "report")
+STAGES = ("train", "fold", "compress", "export", "generate", "csim", "sim", "synth", "pnr", "report")
 DEPENDS = {"train": (), "fold": (), "compress": ("train", "fold"), "export": ("compress",),
            "generate": ("export",), "csim": ("generate",), "sim": ("generate",), "synth": ("generate",),
-           "report": ("export", "csim", "sim", "synth")}
+           "pnr": ("generate",), "report": ("export", "csim", "sim", "synth", "pnr")}
 # The verification stages only read the generated projects: they run side by side, one process each
-# (Icarus and Yosys use one core each), so on 2 cores synth adds no wall time to the simulations.
-CONCURRENT = ("csim", "sim", "synth")
+# (Icarus, Yosys and nextpnr use one core each), so on 2 cores synth adds no wall time to the simulations.
+# pnr places and routes on the board when it has an open flow (ECP5), and says it skips otherwise.
+CONCURRENT = ("csim", "sim", "synth", "pnr")
 
 
 def _fingerprint(settings: Any, upstream: list[str]) -> str:

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyflow.artifacts import CSIM_FILE, EVAL_FILE, FOLDING_FILE, YOSYS_FILE, project_root, sim_file, write_json
+from pyflow.artifacts import (
+    CSIM_FILE,
+    EVAL_FILE,
+    FOLDING_FILE,
+    PNR_DIR,
+    PNR_FILE,
+    YOSYS_FILE,
+    project_root,
+    sim_file,
+    write_json,
+)
 from pyflow.errors import PyflowError
 from pyflow.flow.config import FlowConfig
 from pyflow.util import MARKER
@@ -147,6 +157,32 @@ def _synth(config: FlowConfig, run_dir: Path) -> None:
              f"peak {summary.get('peak_rss_mb', 0):.0f} MB)")
 
 
+def _has_open_flow(config: FlowConfig) -> bool:
+    from pyflow.boards import load_board
+
+    return load_board(config.board).open_flow is not None
+
+
+def _pnr(config: FlowConfig, run_dir: Path) -> None:
+    from pyflow.boards import load_board, open_flow_boards
+
+    board = load_board(config.board)
+    if board.open_flow is None:
+        progress(f"  pnr: skipped: board {board.name} ({board.part}) has no open place and route flow (boards "
+                 f"with one: {', '.join(open_flow_boards())}); its throughput stays at the nominal clock")
+        return
+    from pyflow.sim.pnr import place_and_route
+    from pyflow.sim.yosys_run import SynthesisMemoryLimit, SynthesisTimeout
+
+    try:  # each tool under the synthesis time limit
+        doc = place_and_route(run_dir / "rtl", board, seed=config.seed + 1, seconds=config.verify.synth_seconds or None)
+    except (SynthesisTimeout, SynthesisMemoryLimit) as exc:
+        raise PyflowError(f"{exc}: raise verify.synth_seconds (0: no limit), or run --to synth") from None
+    progress(f"  pnr: Fmax {doc['fmax_mhz']:.2f} MHz on {board.part} "
+             f"({'meets' if doc['meets_clock'] else 'FAILS'} {doc['constraint_mhz']:g} MHz), bitstream "
+             f"{run_dir / 'rtl' / PNR_DIR / doc['bitstream']['file']}")
+
+
 def _report(config: FlowConfig, run_dir: Path) -> None:
     from pyflow.report import write_report
 
@@ -167,6 +203,8 @@ STAGE_TABLE = {
     "sim": Stage("sim", lambda c: [c.verify.sim_vectors, c.verify.simulators, c.seed], _sim,
                  lambda c, r: [r / "rtl" / sim_file(s) for s in _simulators(c, r)[0]]),
     "synth": Stage("synth", lambda c: [], _synth, lambda c, r: [r / "rtl" / YOSYS_FILE]),
+    "pnr": Stage("pnr", lambda c: [c.board, c.seed], _pnr,
+                 lambda c, r: [r / "rtl" / PNR_DIR / PNR_FILE] if _has_open_flow(c) else []),
     "report": Stage("report", lambda c: [c.board], _report, lambda c, r: [r / "report" / "report.json"]),
 }
 

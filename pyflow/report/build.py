@@ -28,6 +28,7 @@ from pyflow.report.inputs import RunInputs, read_inputs
 REPORT_SCHEMA = 1
 SRC_IR = "IR (packed tiles)"
 SRC_RESOURCES = "analytical resource model (pyflow.hw.resources) over rtl/sizing.json"
+PNR_SOURCE = "rtl/pnr/pnr.json"
 VIEWS = ("csim", *SIMULATORS)
 HEATMAP_LEGEND = "'.' skipped tile; digit d: kept tile with lane fill ~ d/9 (measured, IR)"
 TOOLS = ("python", "numpy", "g++", "iverilog", "verilator", "yosys")
@@ -203,8 +204,43 @@ def network_tiles(entries: list[dict[str, Any]], inputs: RunInputs) -> dict[str,
             "achieved_keep": Figure.ratio(kept.number, tiles.number, MEASURED, SRC_IR)}
 
 
-def network_cycles(inputs: RunInputs, board: Board) -> dict[str, Any]:
-    cycles, clock = inputs.cycles, board.clock_mhz * 1e6
+def clock(inputs: RunInputs, board: Board) -> dict[str, Any]:
+    """The clock the throughput is computed at: the placed-and-routed Fmax (nextpnr, measured) when the run was
+    placed and routed for this board, else the board's nominal clock (its YAML: not a measurement)."""
+    nominal = Figure(board.clock_mhz, MODELLED, f"boards/{board.name}.yaml clock_mhz (nominal, not placed and routed)")
+    doc = inputs.pnr
+    out: dict[str, Any] = {"nominal_mhz": nominal}
+    if doc is None:
+        why = (f"{PNR_SOURCE} not found: `pyflow pnr` places and routes boards with an open flow"
+               if board.open_flow else f"{board.name} has no open place and route flow (ECP5 boards have one)")
+        out.update(fmax_mhz=Figure.not_run(why), meets_clock=Figure.not_run(why), pnr_board=NA, used=nominal,
+                   utilization={}, critical_path=NA, pnr_run=NA)
+        return out
+    source = (f"{inputs.paths['pnr']} ({doc['tools'].get('nextpnr', 'nextpnr')}, {doc['part']}, seed {doc['seed']})")
+    fmax = Figure(doc["fmax_mhz"], MEASURED, source)
+    same = doc["board"] == board.name
+    crit = doc.get("critical_path") or {}
+    out.update(
+        fmax_mhz=fmax, meets_clock=Figure(doc["meets_clock"], MEASURED, f"{source}: Fmax >= {doc['constraint_mhz']:g}"
+                                                                           f" MHz (the bitstream's PLL clock)"),
+        pnr_board=doc["board"], used=fmax if same else nominal,
+        utilization={kind: {"used": Figure(v["used"], MEASURED, source),
+                            "available": Figure(v["available"], MEASURED, source)}
+                     for kind, v in doc["utilization"].items()},
+        critical_path=(f"{crit.get('delay_ns', 0):.2f} ns, {' -> '.join(crit.get('engines') or ['glue'])}"
+                       if crit else NA),
+        pnr_run={"seconds": doc["seconds"], "peak_rss_mb": doc["peak_rss_mb"], "bitstream": doc["bitstream"]})
+    if not same:
+        out["note"] = (f"placed and routed for {doc['board']} ({doc['part']}), not for {board.name}: the throughput "
+                       f"stays at {board.name}'s nominal clock")
+    return out
+
+
+def network_cycles(inputs: RunInputs, board: Board, clk: dict[str, Any]) -> dict[str, Any]:
+    cycles, used = inputs.cycles, clk["used"]
+    hz = used.number * 1e6
+    where = (f"Fmax {used.number:g} MHz (measured)" if used.basis == MEASURED
+             else f"{used.number:g} MHz (nominal)")
 
     def modelled(value: int | None, label: str) -> Figure:
         source = _cycle_source(inputs, label)
@@ -216,8 +252,8 @@ def network_cycles(inputs: RunInputs, board: Board) -> dict[str, Any]:
         "modelled_latency": modelled(cycles and cycles["latency"], "latency (sum of the layers)"),
         "dense_latency": modelled(cycles and sum(item["dense"] for item in cycles["layers"].values()),
                                   "dense_cycles: sum"),
-        "modelled_images_per_s": Figure.ratio(clock, interval, MODELLED,
-                                              f"{board.clock_mhz:g} MHz / {_cycle_source(inputs, 'interval')}"),
+        "modelled_images_per_s": Figure.ratio(hz, interval, MODELLED,
+                                              f"{where} / {_cycle_source(inputs, 'interval')}"),
         "measured": {},
     }
     for sim in SIMULATORS:
@@ -227,11 +263,12 @@ def network_cycles(inputs: RunInputs, board: Board) -> dict[str, Any]:
             out["measured"][sim] = {key: Figure.not_run(source)
                                     for key in ("cycles_per_image", "interval_cycles", "images_per_s")}
             continue
+        # measured only when both the cycles (a simulator's counters) and the clock (nextpnr) are
         out["measured"][sim] = {
             "cycles_per_image": Figure(doc["cycles_per_image"], MEASURED, source),
             "interval_cycles": Figure(doc["interval_cycles"], MEASURED, source),
-            "images_per_s": Figure.ratio(clock, doc["interval_cycles"], MEASURED,
-                                         f"{board.clock_mhz:g} MHz / interval_cycles of {source}"),
+            "images_per_s": Figure.ratio(hz, doc["interval_cycles"], used.basis,
+                                         f"{where} / interval_cycles of {source} (measured)"),
         }
     return out
 
@@ -455,16 +492,18 @@ def build_from_inputs(inputs: RunInputs, board: str | None = None) -> dict[str, 
     add_utilization(entries, network)
     accuracy = inputs.eval.get("accuracy") if inputs.eval else None
     accuracy_source = inputs.paths.get("eval", "eval.json not found") + " (golden model, test set)"
+    clk = clock(inputs, board_obj)
     report = {
         "schema": REPORT_SCHEMA,
         "inputs": dict(sorted(inputs.paths.items())),
         "board": {"name": board_obj.name, "part": board_obj.part, "clock_mhz": board_obj.clock_mhz,
                   "chosen_by": board_source},
+        "clock": clk,
         "network": {"name": network.name, "input_shape": list(network.input_shape), "a_bits": network.a_bits,
                     "accuracy": Figure(accuracy, MEASURED, accuracy_source) if accuracy is not None
                     else Figure.na(MEASURED, accuracy_source),
                     "tiles": network_tiles(entries, inputs),
-                    "cycles": network_cycles(inputs, board_obj),
+                    "cycles": network_cycles(inputs, board_obj, clk),
                     "utilization": network_utilization(entries, network),
                     "memory": network_memory(entries),
                     "compression": network_compression(inputs)},

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyflow.artifacts import CSIM_FILE, EVAL_FILE, FOLDING_FILE, SIMULATORS, SIZING_FILE, YOSYS_FILE, sim_file
+from pyflow.artifacts import (
+    CSIM_FILE,
+    EVAL_FILE,
+    FOLDING_FILE,
+    PNR_DIR,
+    PNR_FILE,
+    SIMULATORS,
+    SIZING_FILE,
+    YOSYS_FILE,
+    sim_file,
+)
 from pyflow.errors import PyflowError
 from pyflow.hw.sizing import NetworkSizing
 from pyflow.ir import load
@@ -46,6 +56,7 @@ class RunInputs:
     cycles: dict[str, Any] | None  # rtl/sizing.json's "cycles": the cycle model at generate time
     folding: dict[str, Any] | None  # fold/folding.json: the plan chosen before compression
     training: dict[str, Any] | None = None  # checkpoint/metrics.json: the compression run's figures and history
+    pnr: dict[str, Any] | None = None  # rtl/pnr/pnr.json: the board wrapper placed and routed (ECP5)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -181,6 +192,24 @@ def read_inputs(run_dir: str | Path) -> RunInputs:
     training = _optional(run_dir, ("checkpoint/metrics.json",), paths, "training")
     if training is not None:
         check_training(training, str(run_dir / paths["training"]))
+    pnr = _optional(run_dir, (f"rtl/{PNR_DIR}/{PNR_FILE}",), paths, "pnr")
+    if pnr is not None:
+        check_pnr(pnr, str(run_dir / paths["pnr"]))
     return RunInputs(run_dir=run_dir, network=network, paths=paths, run=run, eval=evaluation,
                      csim=csim, sims=sims, netlist=netlist, yosys=yosys, sizing=sizing, cycles=cycles, folding=folding,
-                     training=training)
+                     training=training, pnr=pnr)
+
+
+def check_pnr(doc: dict[str, Any], where: str) -> None:
+    """pnr.json (pyflow.sim.pnr): the fields the report reads, with their types."""
+    _require(doc, ("board", "part", "fmax_mhz", "constraint_mhz", "meets_clock", "utilization", "seconds",
+                   "peak_rss_mb", "tools", "bitstream", "seed"), where)
+    for key in ("fmax_mhz", "constraint_mhz"):
+        if isinstance(doc[key], bool) or not isinstance(doc[key], int | float) or not 0 < doc[key] < 10_000:
+            raise PyflowError(f"{where}: {key}: expected a frequency in MHz, got {doc[key]!r}")
+    if not isinstance(doc["meets_clock"], bool) or not isinstance(doc["board"], str):
+        raise PyflowError(f"{where}: meets_clock must be true or false and board a name")
+    if not isinstance(doc["utilization"], dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("used"), int) and isinstance(v.get("available"), int)
+            for v in doc["utilization"].values()):
+        raise PyflowError(f"{where}: utilization: expected {{cell type: {{used, available}}}}")

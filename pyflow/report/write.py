@@ -50,8 +50,11 @@ def _row(label: str, figure: dict[str, Any], style: str = "int") -> tuple[str, .
 def summary_table(report: dict[str, Any]) -> Table:
     net, board = report["network"], report["board"]
     cyc, util, comp, mem = net["cycles"], net["utilization"], net["compression"], net["memory"]
-    rows = [("board", f"{board['name']} ({board['part']}, {board['clock_mhz']:g} MHz)", "measured",
+    clk = report["clock"]
+    rows = [("board", f"{board['name']} ({board['part']}, {board['clock_mhz']:g} MHz nominal)", "measured",
              f"chosen by {board['chosen_by']}"),
+            _row("clock of the throughput, MHz", clk["used"], "float"),
+            _row("Fmax placed and routed (nextpnr), MHz", clk["fmax_mhz"], "float"),
             ("bit-exact", report["verification"]["summary"], "measured", "csim.json, sim_*.json"),
             _row("accuracy (golden model, test set)", net["accuracy"], "pct"),
             _row("throughput, images/s", cyc["modelled_images_per_s"], "rate")]
@@ -168,6 +171,30 @@ def resources_table(report: dict[str, Any]) -> Table:
                  f"measured: {res['measured']['lut']['source']}{_synthesis_note(res.get('synthesis', {}))}")
 
 
+def pnr_table(report: dict[str, Any]) -> Table:
+    """Place and route (nextpnr-ecp5): Fmax, the critical path, utilization against the part, run time."""
+    clk = report["clock"]
+    if clk["pnr_board"] == NA:
+        return Table("Place and route", ("figure", "value", "basis", "source"),
+                     (("Fmax", fmt(clk["fmax_mhz"]), "measured", clk["fmax_mhz"]["source"]),))
+    rows = [("Fmax, MHz", fmt(clk["fmax_mhz"], "float"), "measured", clk["fmax_mhz"]["source"]),
+            ("meets the bitstream's clock", fmt(clk["meets_clock"]), "measured", clk["meets_clock"]["source"]),
+            ("critical path", clk["critical_path"], "measured", "nextpnr's critical path, cells mapped to engines")]
+    for kind, use in clk["utilization"].items():
+        used, available = use["used"]["value"], use["available"]["value"]
+        rows.append((f"{kind} used", f"{used:,} / {available:,} ({100 * used / available:.1f} %)" if available
+                     else f"{used:,}", "measured", use["used"]["source"]))
+    run = clk["pnr_run"]
+    seconds = ", ".join(f"{run['seconds'][k]:.0f}" for k in ("synth", "pnr", "pack"))
+    rows.append(("run time (synth, pnr, pack), s", seconds, "measured", "pnr.json seconds"))
+    rows.append(("peak memory (synth, pnr), MB", ", ".join(f"{run['peak_rss_mb'][k]:.0f}" for k in ("synth", "pnr")),
+                 "measured", "pnr.json peak_rss_mb"))
+    rows.append(("bitstream", f"{run['bitstream']['file']} ({run['bitstream']['bytes']:,} bytes)", "measured",
+                 f"sha256 {run['bitstream']['sha256'][:16]}…"))
+    return Table(f"Place and route on {clk['pnr_board']}", ("figure", "value", "basis", "source"), tuple(rows),
+                 clk.get("note", ""))
+
+
 def _synthesis_note(synthesis: dict[str, Any]) -> str:
     if not isinstance(synthesis.get("seconds"), int | float):
         return ""
@@ -261,7 +288,7 @@ def training_table(report: dict[str, Any]) -> Table:
 def tables(report: dict[str, Any]) -> list[Table]:
     return [summary_table(report), verification_table(report), tiles_table(report), cycles_table(report),
             utilization_table(report), memory_table(report), buffers_table(report), resources_table(report),
-            layer_resources_table(report),
+            pnr_table(report), layer_resources_table(report),
             folding_table(report), comparison_table(report), training_table(report), tools_table(report)]
 
 
@@ -277,9 +304,12 @@ def headline(report: dict[str, Any]) -> str:
         "modelled"]
     balance = net["utilization"]["balance"]["measured"][sim] if sim else net["utilization"]["balance"]["modelled"]
     where = f"measured, {sim}" if sim else "modelled"
-    return (f"{board['name']} at {board['clock_mhz']:g} MHz: {report['verification']['summary']}; "
-            f"{fmt(rate, 'rate')} images/s, {fmt(interval)} cycles interval, {fmt(latency)} cycles latency "
-            f"({where}); tile skipping {fmt(skip, 'pct')}, pipeline balance "
+    used = report["clock"]["used"]
+    clock = (f"Fmax {used['value']:.1f} MHz (measured, nextpnr on {board['part']})" if used["basis"] == "measured"
+             else f"{board['clock_mhz']:g} MHz (nominal)")
+    return (f"{board['name']} at {clock}: {report['verification']['summary']}; "
+            f"{fmt(rate, 'rate')} images/s ({rate['basis']}), {fmt(interval)} cycles interval, {fmt(latency)} "
+            f"cycles latency ({where}); tile skipping {fmt(skip, 'pct')}, pipeline balance "
             f"{fmt(balance, 'pct')} ({where}); lane fill {fmt(net['utilization']['lane_fill'], 'pct')} (measured); "
             f"accuracy {fmt(net['accuracy'], 'pct')} (measured); "
             f"compression {fmt(net['compression']['weights_only'], 'x')} weights only (measured)")
