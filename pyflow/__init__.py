@@ -14,7 +14,7 @@ Layering: each unit (a module or subpackage of ``pyflow``) imports only units of
 7. ``codegen`` — renders the IR and what ``hw`` computed;
 8. ``sim`` — C-simulation, RTL simulation and Yosys on generated projects;
 9. ``report`` — reads the artifacts of a run; ``fuzz`` — networks through every view; ``mutate`` — hostile
-   variations of valid IR files;
+   variations of valid IR files; ``host`` — streams images through a board over its serial port;
 10. ``flow`` — runs the stages;
 11. ``cli`` — the command line;
 12. ``__main__`` — `python -m pyflow`.
@@ -32,7 +32,7 @@ LAYERS = (
     ("compress",),
     ("codegen",),
     ("sim",),
-    ("report", "fuzz", "mutate"),
+    ("report", "fuzz", "mutate", "host"),
     ("flow",),
     ("cli",),
     ("__main__",),

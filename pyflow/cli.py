@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "pyflow.sim.csim",
     "pyflow.sim.rtl",
     "pyflow.sim.pnr",
+    "pyflow.host",
     "pyflow.fuzz",
 )
 

@@ -197,3 +197,76 @@ def test_place_and_route_a_small_design(tmp_path, capsys):
     assert doc["critical_path"]["delay_ns"] > 0 and doc["seconds"]["pnr"] > 0
     assert "Fmax" in capsys.readouterr().out
     shutil.rmtree(project / "pnr")
+
+
+class FakeBoard:
+    """The far end of a pty: reads images as the wrapper does and answers with the golden model's logits
+    (``wrong``: one logit of one image off by one, a planted bug the host must catch)."""
+
+    def __init__(self, network, wrong: tuple[int, int] | None = None) -> None:
+        import os
+        import pty
+        import threading
+
+        from pyflow import golden
+
+        self.master, self.slave = pty.openpty()  # the slave stays open: a master with none reads EIO
+        self.port = os.ttyname(self.slave)
+        self.network, self.wrong, self.golden = network, wrong, golden
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import os
+
+        size, image = int(np.prod(self.network.input_shape)), 0
+        buffer = bytearray()
+        while True:
+            try:
+                buffer += os.read(self.master, 4096)
+            except OSError:
+                return
+            while len(buffer) >= size:
+                c, h, w = self.network.input_shape
+                pixels = np.frombuffer(bytes(buffer[:size]), dtype=np.uint8).reshape(h, w, c).transpose(2, 0, 1)
+                del buffer[:size]
+                logits = self.golden.run(self.network, pixels[None]).reshape(-1).astype(np.int64)
+                if self.wrong and self.wrong[0] == image:
+                    logits[self.wrong[1]] += 1
+                os.write(self.master, logit_bytes(logits.tolist()))
+                image += 1
+
+
+@pytest.mark.parametrize("wrong", [None, (2, 4)])
+def test_serial_host_against_a_fake_board(tmp_path, capsys, wrong):
+    network = tiny_network()
+    project = generate(network, None, tmp_path / "rtl")
+    board = FakeBoard(network, wrong)
+    code = main(["serial", str(project), "--port", board.port, "--images", "4", "--timeout", "10"])
+    out = capsys.readouterr().out
+    if wrong is None:
+        assert code == 0 and out.startswith(f"PASS: {board.port}: 40 logits of 4 images compared, 0 mismatches")
+    else:
+        assert code == 1 and "1 mismatches" in out and "'image': 2, 'logit': 4" in out
+
+
+def test_serial_host_errors(tmp_path, capsys):
+    project = generate(tiny_network(), None, tmp_path / "rtl")
+    assert main(["serial", str(project), "--port", str(tmp_path / "ttyNONE")]) == 2
+    assert "cannot open the serial port" in capsys.readouterr().err
+    (tmp_path / "plain").write_text("")
+    assert main(["serial", str(project), "--port", str(tmp_path / "plain")]) == 2
+    assert "not a serial port" in capsys.readouterr().err
+    assert main(["serial", str(project), "--port", "/dev/null", "--baud", "12345"]) == 2
+    assert "not a standard rate" in capsys.readouterr().err
+    import os
+    import pty
+
+    master, slave = pty.openpty()  # a board that never answers
+    try:
+        assert main(["serial", str(project), "--port", os.ttyname(slave), "--images", "1", "--timeout", "0.3"]) == 2
+        err = capsys.readouterr().err
+        assert "image 0: got 0 of 40 bytes after 0.3 s" in err
+    finally:
+        os.close(master)
+        os.close(slave)
