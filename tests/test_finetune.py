@@ -36,6 +36,7 @@ def test_penalty_reaches_the_target_so_the_freeze_cuts_only_zeros(tmp_path, floa
     assert metrics["freeze"]["accuracy_after"] == metrics["freeze"]["accuracy_before"]
 
 
+@pytest.mark.slow  # ~106 s on 2 cores: the fast tier keeps the freeze and rollback checks above
 def test_a_longer_finetune_never_ends_below_a_shorter_one(tmp_path, float_model):
     # judged on the 1,348 training images the fine-tune fits: digits' 449 test images move by one image
     # (0.22 points) between runs that differ in nothing that matters
