@@ -444,7 +444,8 @@ PNR = {"board": "ulx3s", "part": "LFE5U-85F-6BG381C", "device": "85k", "package"
        "seconds": {"synth": 27.4, "pnr": 128.0, "pack": 1.8, "total": 157.2},
        "peak_rss_mb": {"synth": 350.3, "pnr": 647.6, "pack": 169.9, "max": 647.6},
        "tools": {"nextpnr": "nextpnr-0.11.1 (test)"},
-       "bitstream": {"file": "pyflow_board.bit", "bytes": 1930043, "sha256": "6dffad61b671eeeb"}}
+       "bitstream": {"file": "pyflow_board.bit", "bytes": 1930043, "sha256": "6dffad61b671eeeb"},
+       "seeds": [{"seed": 1, "fmax_mhz": 93.93}, {"seed": 2, "fmax_mhz": 103.252}]}
 
 
 @pytest.mark.parametrize("board", ["ulx3s", "zcu104"])
@@ -462,6 +463,7 @@ def test_placed_and_routed_clock_is_measured_only_on_its_board(tmp_path, board):
     assert clk["utilization"]["TRELLIS_COMB"]["used"]["value"] == 13112
     markdown = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "## Place and route on ulx3s" in markdown and "13,112 / 83,640 (15.7 %)" in markdown
+    assert "| placer seeds tried (Fmax, MHz) | 1: 93.93, 2: 103.252 |" in markdown
     if board == "ulx3s":
         assert rate["basis"] == "measured" and rate["value"] == round(103.252e6 / interval, 6)
         assert "ulx3s at Fmax 103.3 MHz (measured, nextpnr on LFE5U-85F-6BG381C)" in markdown

@@ -229,7 +229,9 @@ def clock(inputs: RunInputs, board: Board) -> dict[str, Any]:
                      for kind, v in doc["utilization"].items()},
         critical_path=(f"{crit.get('delay_ns', 0):.2f} ns, {' -> '.join(crit.get('engines') or ['glue'])}"
                        if crit else NA),
-        pnr_run={"seconds": doc["seconds"], "peak_rss_mb": doc["peak_rss_mb"], "bitstream": doc["bitstream"]})
+        pnr_run={"seconds": doc["seconds"], "peak_rss_mb": doc["peak_rss_mb"], "bitstream": doc["bitstream"],
+                 "seeds": [{"seed": item.get("seed"), "fmax_mhz": item.get("fmax_mhz")} for item in doc.get("seeds", [])
+                           if isinstance(item, dict)]})
     if not same:
         out["note"] = (f"placed and routed for {doc['board']} ({doc['part']}), not for {board.name}: the throughput "
                        f"stays at {board.name}'s nominal clock")

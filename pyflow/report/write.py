@@ -185,6 +185,10 @@ def pnr_table(report: dict[str, Any]) -> Table:
         rows.append((f"{kind} used", f"{used:,} / {available:,} ({100 * used / available:.1f} %)" if available
                      else f"{used:,}", "measured", use["used"]["source"]))
     run = clk["pnr_run"]
+    if run.get("seeds"):
+        rows.append(("placer seeds tried (Fmax, MHz)", ", ".join(f"{item['seed']}: {item['fmax_mhz']}" for item in
+                                                                 run["seeds"]), "measured",
+                     "pnr.json seeds: the best placement is kept (the bitstream's)"))
     seconds = ", ".join(f"{run['seconds'][k]:.0f}" for k in ("synth", "pnr", "pack"))
     rows.append(("run time (synth, pnr, pack), s", seconds, "measured", "pnr.json seconds"))
     rows.append(("peak memory (synth, pnr), MB", ", ".join(f"{run['peak_rss_mb'][k]:.0f}" for k in ("synth", "pnr")),
