@@ -129,6 +129,7 @@ module pf_fmap_buf #(
             assign q_off = off_q;
         end else begin : g_off_comb
             assign q_off = rd_off;
+            wire unused_bank = &{1'b0, bank_q, 1'b0};  // only the registered read uses it
         end
         for (k = 0; k < RD_LANES; k = k + 1) begin : g_rot
             wire [31:0] src = (k + q_off) & (L - 1);

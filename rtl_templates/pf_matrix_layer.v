@@ -6,11 +6,11 @@
 // 2-bit codes. An empty fold costs one bubble cycle (its accumulators must still be cleared). After a
 // fold's last tile its accumulators go to the requantizer and the output buffer while the walker is
 // already on the next fold, so a layer takes out_pixels * sum_folds max(kept_f, 1) + FILL cycles,
-// FILL = 8 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
+// FILL = 10 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
 // when its input bank is full and its output bank is free.
 //
 // Pipeline: walk -> S1 ROM read -> S2 input address -> S2b buffer row addresses -> S3 input word ->
-//           PE lanes (PE_LAT) -> acc -> requant (3) -> write.
+//           PE lanes (PE_LAT) -> acc -> requant (5) -> write.
 module pf_matrix_layer #(
     parameter C_IN_PAD = 8,
     parameter H_IN = 8,
@@ -162,7 +162,7 @@ module pf_matrix_layer #(
         if (start || (issuing && last_tile && last_fold)) begin  // fold 0 at t = 0
             t_end <= end_first;
             real_tile <= end_first != {TW{1'b0}};
-            last_tile <= (end_first <= {{(TW-1){1'b0}}, 1'b1});
+            last_tile <= ~|(end_first >> 1);  // end_first <= 1 (lint-clean at TW = 1)
         end else if (issuing && !last_tile) begin  // the fold's next tile
             last_tile <= (t_next + {{(TW-1){1'b0}}, 1'b1} == t_end);
         end else if (issuing) begin  // the next fold, from t = t_end
@@ -304,13 +304,15 @@ module pf_matrix_layer #(
                  .RELU(RELU)) u_rq (
         .clk(clk), .acc(acc), .m(rq_m), .b(rq_b), .y(wr_data));
 
-    // The output address and mask are computed from the tags one stage early and registered, so the
-    // pixel x stride product (a multiplier on ECP5) has a cycle of its own before the buffer's write port.
-    reg rq_valid1, rq_valid2, rq_valid3, rq_end1, rq_end2, rq_end3;
+    // The tags of a requantized fold ride beside pf_requant for its RQL cycles. The output address and mask
+    // are computed in the first of them and registered, so the pixel x stride product (a multiplier on
+    // ECP5) has a cycle of its own before the buffer's write port.
+    localparam RQL = 5;  // pf_requant's latency (REQUANT_LATENCY in pyflow.hw.engines)
+    localparam LW = 2 + OUT_AW + PE;  // one stage of the line: {valid, end, address, mask}
+    reg rq_valid1, rq_end1;
     reg [PW-1:0] rq_fold1;
     reg [31:0] rq_pix1;
-    reg [OUT_AW-1:0] rq_addr2, rq_addr3;
-    reg [PE-1:0] rq_mask2, rq_mask3;
+    reg [LW*(RQL-1)-1:0] rq_line;  // stages 2..RQL, stage k at bits (k-2)*LW
     wire [31:0] channel1 = {{(32-PW){1'b0}}, rq_fold1} * PE;
     wire [31:0] out_addr = rq_pix1 * OUT_STRIDE + channel1;
     wire [PE-1:0] mask1;
@@ -319,18 +321,20 @@ module pf_matrix_layer #(
             assign mask1[p] = (channel1 + p) < OUT_CHANNELS;
         end
     endgenerate
+    integer k;
     always @(posedge clk) begin
         rq_valid1 <= acc_valid && !rst;
-        rq_valid2 <= rq_valid1 && !rst;
-        rq_valid3 <= rq_valid2 && !rst;
         {rq_end1, rq_fold1, rq_pix1} <= {acc_end, acc_fold, acc_pix};
-        {rq_end2, rq_addr2, rq_mask2} <= {rq_end1, out_addr[OUT_AW-1:0], mask1};
-        {rq_end3, rq_addr3, rq_mask3} <= {rq_end2, rq_addr2, rq_mask2};
+        rq_line <= {rq_line[LW*(RQL-2)-1:0], rq_valid1 && !rst, rq_end1, out_addr[OUT_AW-1:0], mask1};
+        if (rst)
+            for (k = 0; k < RQL - 1; k = k + 1) rq_line[k*LW + LW-1] <= 1'b0;
     end
-    assign wr_en = rq_valid3;
-    assign wr_base = rq_addr3;
-    assign wr_mask = rq_mask3;
-    assign finish = rq_valid3 && rq_end3;
+    wire [LW-1:0] rq_out = rq_line[LW*(RQL-1)-1 -: LW];
+    wire rq_valid = rq_out[LW-1];
+    assign wr_en = rq_valid;
+    assign wr_base = rq_out[PE +: OUT_AW];
+    assign wr_mask = rq_out[PE-1:0];
+    assign finish = rq_valid && rq_out[LW-2];
     assign in_done = finish;
     assign out_done = finish;
 

@@ -1,7 +1,7 @@
 `timescale 1ns / 1ps
 // Pooling engine: for each output pixel it reads the KERNEL x KERNEL window one input pixel (all C
 // channels) per cycle and keeps a running max (IS_MAX = 1) or sum; an average-pool sum is then
-// requantized with the scalar m, b, SHIFT (pf_requant). Cycles per image: out_pixels * KERNEL^2 + 7.
+// requantized with the scalar m, b, SHIFT (pf_requant). Cycles per image: out_pixels * KERNEL^2 + 9.
 // Pipeline: walk -> S1 address -> S1b buffer row addresses -> S2 input pixel -> window max/sum -> requant or delay (3) -> write.
 module pf_pool_layer #(
     parameter C = 4,
@@ -130,42 +130,39 @@ module pf_pool_layer #(
         x2 <= rd_data;
     end
 
-    // window max / sum, then requantize (avg) or delay (max) by the same 3 cycles
-    reg a_valid, a_end, q_valid1, q_valid2, q_valid3, q_end1, q_end2, q_end3;
-    reg [31:0] a_pix, q_pix1, q_pix2;
-    reg [OUT_AW-1:0] q_addr3;  // the pixel x stride product gets a cycle of its own
-    wire [31:0] out_addr = q_pix2 * OUT_STRIDE;
+    // window max / sum, then requantize (avg) or delay (max) by the same RQL cycles; the output address is
+    // computed from the window's pixel and registered (the pixel x stride product gets a cycle of its own)
+    localparam RQL = 5;  // pf_requant's latency (REQUANT_LATENCY in pyflow.hw.engines)
+    localparam QW = 2 + OUT_AW;  // one stage of the line: {valid, end, address}
+    reg a_valid, a_end;
+    reg [31:0] a_pix;
+    reg [QW*RQL-1:0] q_line;  // stages 1..RQL, stage k at bits (k-1)*QW
+    wire [31:0] out_addr = a_pix * OUT_STRIDE;
+    integer k;
     always @(posedge clk) begin
         a_valid <= v2 && last2 && !rst;
         a_end <= end2;
         a_pix <= pix2;
-        q_valid1 <= a_valid && !rst;
-        q_valid2 <= q_valid1 && !rst;
-        q_end1 <= a_end;
-        q_valid3 <= q_valid2 && !rst;
-        q_end2 <= q_end1;
-        q_end3 <= q_end2;
-        q_pix1 <= a_pix;
-        q_pix2 <= q_pix1;
-        q_addr3 <= out_addr[OUT_AW-1:0];
+        q_line <= {q_line[QW*(RQL-1)-1:0], a_valid && !rst, a_end, out_addr[OUT_AW-1:0]};
+        if (rst)
+            for (k = 0; k < RQL; k = k + 1) q_line[k*QW + QW-1] <= 1'b0;
     end
+    wire [QW-1:0] q_out = q_line[QW*RQL-1 -: QW];
+    wire q_valid = q_out[QW-1];
 
     genvar c;
     generate
         if (IS_MAX != 0) begin : g_max
-            reg [C*BITS-1:0] best, d1, d2, d3;
+            reg [C*BITS-1:0] best;
+            reg [C*BITS*RQL-1:0] delay;  // the window's maximum, RQL cycles
             for (c = 0; c < C; c = c + 1) begin : g_lane
                 wire [BITS-1:0] x = x2[c*BITS +: BITS];
                 wire [BITS-1:0] y = best[c*BITS +: BITS];
                 always @(posedge clk)
                     if (v2) best[c*BITS +: BITS] <= (first2 || x > y) ? x : y;
             end
-            always @(posedge clk) begin
-                d1 <= best;
-                d2 <= d1;
-                d3 <= d2;
-            end
-            assign wr_data = d3;
+            always @(posedge clk) delay <= {delay[C*BITS*(RQL-1)-1:0], best};
+            assign wr_data = delay[C*BITS*RQL-1 -: C*BITS];
         end else begin : g_avg
             reg [C*(SUM_BITS+1)-1:0] sum;
             wire [C*M_BITS-1:0] ms;
@@ -184,10 +181,10 @@ module pf_pool_layer #(
         end
     endgenerate
 
-    assign wr_en = q_valid3;
-    assign wr_base = q_addr3;
+    assign wr_en = q_valid;
+    assign wr_base = q_out[OUT_AW-1:0];
     assign wr_mask = {C{1'b1}};
-    assign finish = q_valid3 && q_end3;
+    assign finish = q_valid && q_out[QW-2];
     assign in_done = finish;
     assign out_done = finish;
 

@@ -18,7 +18,7 @@ def tree_latency(leaves: int) -> int:
     return max(1, -(-levels // 2))
 
 
-REQUANT_LATENCY = 3  # pf_requant: operands registered beside the multiplier, product, clamp
+REQUANT_LATENCY = 5  # pf_requant: operands, operands by the multiplier, product, product + bias, clamp
 
 
 def pe_latency(simd: int) -> int:
