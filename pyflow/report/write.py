@@ -328,7 +328,8 @@ def _md_cell(text: str) -> str:
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# pyflow report: {report['network']['name']}", "",
              "Every figure is labelled **modelled** (predicted by a model) or **measured** (counted from an "
-             "artifact: the IR, a simulator's counters, Yosys, the golden model).", "", f"**{headline(report)}**", ""]
+             "artifact: the IR, a simulator's counters, Yosys, nextpnr, the golden model).", "",
+             f"**{headline(report)}**", ""]
     for table in tables(report):
         lines += [f"## {table.title}", "", "| " + " | ".join(map(_md_cell, table.headers)) + " |",
                   "|" + "---|" * len(table.headers)]
@@ -415,7 +416,7 @@ def html(report: dict[str, Any]) -> str:
     parts = [f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>pyflow report: {name}</title>',
              f"<style>{CSS}</style></head><body>", f"<h1>pyflow report: {name}</h1>",
              "<p>Every figure is labelled <b>modelled</b> (predicted by a model) or <b>measured</b> (counted from "
-             "an artifact: the IR, a simulator's counters, Yosys, the golden model).</p>"]
+             "an artifact: the IR, a simulator's counters, Yosys, nextpnr, the golden model).</p>"]
     all_tables = tables(report)
     parts.append(f'<p class="headline">{escape(headline(report))}</p>')
     parts.append(_html_table(all_tables[1]))
