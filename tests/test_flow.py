@@ -149,13 +149,15 @@ def test_tiny_flow_end_to_end_then_skips(tmp_path):
     assert report["verification"]["views"]["icarus"]["status"] == "passed"
     assert report["verification"]["views"]["verilator"]["status"] == "not run"
     assert "report.html" in first.stdout
+    assert "pnr: skipped: board pynq-z2 (xc7z020clg400-1) has no open place and route flow" in first.stderr
+    assert report["clock"]["used"]["basis"] == "modelled" and report["clock"]["fmax_mhz"]["value"] == "not run"
     lines = first.stderr.splitlines()
     if runner._cpus() > 1:  # the verification stages start together
         csim_done = next(i for i, line in enumerate(lines) if line.startswith("[6/10] csim: done"))
         assert lines.index("[8/10] synth …") < csim_done
     second = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
     assert second.returncode == 0
-    assert second.stderr.count("up to date, skipped") == 9
+    assert second.stderr.count("up to date, skipped") == 10  # pnr included: it skips a board without an open flow
     write(tmp_path, TINY.replace("csim_vectors: 3", "csim_vectors: 4"))
     third = pyflow("run", "flow.yaml", "--out", "run", cwd=tmp_path)
     assert third.returncode == 0, third.stderr[-3000:]
