@@ -270,3 +270,27 @@ def test_serial_host_errors(tmp_path, capsys):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_a_failing_seed_stops_the_others(tmp_path, monkeypatch):
+    """One nextpnr failing cancels the seeds still placing (they would route for minutes) and its error is
+    the one raised, not the cancellation's."""
+    import threading
+
+    from pyflow.sim import pnr
+
+    cancelled = threading.Event()
+
+    def fake_tool(command, cwd, log, what, outputs, limits, cancel):
+        if "--seed" in command and command[command.index("--seed") + 1] == "1":
+            assert cancel.wait(10), "the failure did not cancel this seed"
+            cancelled.set()
+            raise PyflowError(f"{cwd}: {what} was stopped because another synthesis job failed")
+        raise PyflowError(f"{cwd}: {what} failed: ERROR: placement failed")
+
+    monkeypatch.setattr(pnr, "run_tool", fake_tool)
+    monkeypatch.setattr(pnr.os, "cpu_count", lambda: 2)  # the two seeds side by side, as on two cores
+    flow = load_board("ulx3s").open_flow
+    with pytest.raises(PyflowError, match=r"\(seed 2\) failed: ERROR: placement failed"):
+        pnr._place_seeds(tmp_path, flow, [1, 2], 100.0, pnr.Limits())
+    assert cancelled.is_set()

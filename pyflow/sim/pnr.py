@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,12 @@ def _synth_script(sources: list[str], json_out: str, stat_out: str) -> str:
 
 
 def _place_seeds(tmp: Path, flow: Any, seeds: list[int], clock_mhz: float, limits: Limits) -> list[dict[str, Any]]:
-    """nextpnr once per seed, side by side (one core each), each in ``seed<k>/``; their summaries."""
-    from concurrent.futures import ThreadPoolExecutor
+    """nextpnr once per seed, side by side (one core each), each in ``seed<k>/``; their summaries.
+
+    The first failure (or Ctrl-C) stops the other runs at once rather than after their minutes of routing."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    cancel = threading.Event()
 
     def one(seed: int) -> dict[str, Any]:
         folder = tmp / f"seed{seed}"
@@ -150,15 +155,25 @@ def _place_seeds(tmp: Path, flow: Any, seeds: list[int], clock_mhz: float, limit
                    "--json", "../synth.json", "--lpf", "../board/board.lpf", "--textcfg", "pyflow_board.config",
                    "--report", "report.json", "--seed", str(seed), "--timing-allow-fail", "--log", "nextpnr.log"]
         usage = run_tool(command, folder, folder / "nextpnr.log", f"nextpnr-ecp5 of pyflow_board (seed {seed})",
-                         [folder / "report.json", folder / "pyflow_board.config"], limits)
+                         [folder / "report.json", folder / "pyflow_board.config"], limits, cancel)
         summary = summarize(json.loads((folder / "report.json").read_text()), clock_mhz)
         progress(f"[pnr] nextpnr-ecp5 seed {seed}: Fmax {summary['fmax_mhz']:.2f} MHz "
                  f"({'meets' if summary['meets_clock'] else 'FAILS'} {summary['constraint_mhz']:g} MHz), "
                  f"{usage.seconds:.0f} s, peak {usage.peak_rss_mb:.0f} MB")
         return {"seed": seed, "folder": folder, "summary": summary, "usage": usage}
 
-    with ThreadPoolExecutor(max(1, min(len(seeds), os.cpu_count() or 1))) as pool:
-        return list(pool.map(one, seeds))
+    pool = ThreadPoolExecutor(max(1, min(len(seeds), os.cpu_count() or 1)))
+    try:
+        futures = {pool.submit(one, seed): seed for seed in seeds}
+        done = {}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()  # the first failure is raised here, the others cancelled
+        return [done[seed] for seed in seeds]
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def place_and_route(folder: str | Path, board: Board, clock_mhz: float | None = None, seed: int = DEFAULT_SEED,
@@ -167,15 +182,15 @@ def place_and_route(folder: str | Path, board: Board, clock_mhz: float | None = 
 
     nextpnr runs ``seeds`` times (placer seeds ``seed`` …), side by side; the best Fmax is kept and every
     seed's is recorded: on digits one seed's placement can miss 100 MHz by 10 % where the next meets it."""
-    from pyflow.codegen.board import render_board
+    from pyflow.codegen.board import open_flow_of, render_board
     from pyflow.ir import load
     from pyflow.tools import require
     from pyflow.util import atomic_folder
 
     project = rtl_project(folder)
+    flow = open_flow_of(board)
     require("yosys")
     require("nextpnr")
-    flow = board.open_flow
     network = load(project / "ir")
     limits = Limits(seconds=seconds, memory_mb=PNR_MEMORY_MB)
     verilog = project / "verilog"
