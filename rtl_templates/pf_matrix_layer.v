@@ -6,11 +6,11 @@
 // 2-bit codes. An empty fold costs one bubble cycle (its accumulators must still be cleared). After a
 // fold's last tile its accumulators go to the requantizer and the output buffer while the walker is
 // already on the next fold, so a layer takes out_pixels * sum_folds max(kept_f, 1) + FILL cycles,
-// FILL = 10 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
+// FILL = 11 + PE_LAT (see pyflow.hw.cycles). The pipeline never stalls: a layer starts an image only
 // when its input bank is full and its output bank is free.
 //
-// Pipeline: walk -> S1 ROM read -> S2 input address -> S2b buffer row addresses -> S3 input word ->
-//           PE lanes (PE_LAT) -> acc -> requant (5) -> write.
+// Pipeline: walk -> S1 ROM read -> S1b ROM words again -> S2 input address -> S2b buffer row addresses ->
+//           S3 input word -> PE lanes (PE_LAT) -> acc -> requant (5) -> write.
 module pf_matrix_layer #(
     parameter C_IN_PAD = 8,
     parameter H_IN = 8,
@@ -193,9 +193,24 @@ module pf_matrix_layer #(
         idx1 <= idx_rom[t];
     end
 
+    // ---------------------------------------------------------------- S1b: the ROM words registered again
+    // A block-RAM ROM's read (DP16KD on ECP5) has a slow clock-to-out: S2's address arithmetic starts from
+    // a fabric register instead (on digits the index ROM into the buffer's row adder was the critical path).
+    reg v1b, real1b, first1b, last1b, end1b;
+    reg [PW-1:0] fold1b;
+    reg [15:0] oy1b, ox1b;
+    reg [31:0] pix1b;
+    reg [WB-1:0] w1b;
+    reg [47:0] idx1b;
+    always @(posedge clk) begin
+        v1b <= v1 && !rst;
+        {real1b, first1b, last1b, end1b, fold1b, oy1b, ox1b, pix1b, w1b, idx1b} <=
+            {real1, first1, last1, end1, fold1, oy1, ox1, pix1, w1, idx1};
+    end
+
     // ---------------------------------------------------------------- S2: input address, padding test
-    wire [31:0] iyp = {16'd0, oy1} * STRIDE + {16'd0, idx1[15:0]};
-    wire [31:0] ixp = {16'd0, ox1} * STRIDE + {16'd0, idx1[31:16]};
+    wire [31:0] iyp = {16'd0, oy1b} * STRIDE + {16'd0, idx1b[15:0]};
+    wire [31:0] ixp = {16'd0, ox1b} * STRIDE + {16'd0, idx1b[31:16]};
 `ifdef PYFLOW_PLANTED_BUG
     // test only (tests/test_fuzz.py): with PAD >= 2 the last top-padding row of taps reads memory instead of 0
     wire [31:0] top_ok = (PAD >= 2) ? iyp + 32'd2 : iyp + 32'd1;
@@ -203,20 +218,20 @@ module pf_matrix_layer #(
 `else
     wire in_range = (iyp + 32'd1 > PAD) && (iyp < H_IN + PAD) && (ixp + 32'd1 > PAD) && (ixp < W_IN + PAD);
 `endif
-    wire [31:0] in_addr = ((iyp - PAD) * W_IN + (ixp - PAD)) * C_IN_PAD + {16'd0, idx1[47:32]} * SIMD;
+    wire [31:0] in_addr = ((iyp - PAD) * W_IN + (ixp - PAD)) * C_IN_PAD + {16'd0, idx1b[47:32]} * SIMD;
     reg v2, use2, first2, last2, end2;
     reg [PW-1:0] fold2;
     reg [31:0] pix2;
     reg [WB-1:0] w2;
     always @(posedge clk) begin
-        v2 <= v1 && !rst;
-        use2 <= real1 && in_range;
-        first2 <= first1;
-        last2 <= last1;
-        end2 <= end1;
-        fold2 <= fold1;
-        pix2 <= pix1;
-        w2 <= real1 ? w1 : {WB{1'b0}};
+        v2 <= v1b && !rst;
+        use2 <= real1b && in_range;
+        first2 <= first1b;
+        last2 <= last1b;
+        end2 <= end1b;
+        fold2 <= fold1b;
+        pix2 <= pix1b;
+        w2 <= real1b ? w1b : {WB{1'b0}};
     end
     assign rd_base = in_addr[IN_AW-1:0];  // the buffer's pipelined read: the word arrives with S2b
 

@@ -103,8 +103,8 @@ def test_missing_simulator_says_how_to_install(network, tmp_path, monkeypatch, c
 def test_cycle_model(network):
     conv = network.layers[0]
     kept = np.diff(conv.row_ptr)
-    assert modelled_cycles(conv) == conv.out_pixels * int(np.maximum(kept, 1).sum()) + 10 + pe_latency(conv.simd)
-    assert dense_cycles(conv) == conv.out_pixels * conv.out_folds * conv.col_folds + 10 + pe_latency(conv.simd)
+    assert modelled_cycles(conv) == conv.out_pixels * int(np.maximum(kept, 1).sum()) + 11 + pe_latency(conv.simd)
+    assert dense_cycles(conv) == conv.out_pixels * conv.out_folds * conv.col_folds + 11 + pe_latency(conv.simd)
     pool = network.layers[1]
     assert modelled_cycles(pool) == 16 * 4 + 9
     assert [tree_latency(n) for n in (1, 2, 3, 4, 5, 8, 9, 16, 17)] == [1, 1, 1, 1, 2, 2, 2, 2, 3]

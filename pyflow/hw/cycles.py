@@ -30,8 +30,9 @@ import numpy as np
 from pyflow.hw.engines import REQUANT_LATENCY, add_lanes, engine_inputs, engines, pe_latency, read_lanes
 from pyflow.ir.model import INPUT, AddLayer, Layer, MatrixLayer, Network, PoolLayer
 
-# walk -> ROM read -> input address -> buffer rows -> input word -> PE lanes -> accumulate -> requant -> write
-MATRIX_FILL_BASE = 5 + REQUANT_LATENCY
+# walk -> ROM read -> ROM words again -> input address -> buffer rows -> input word -> PE lanes -> accumulate ->
+# requant -> write
+MATRIX_FILL_BASE = 6 + REQUANT_LATENCY
 # walk -> address -> buffer rows -> input pixel -> window max/sum -> requant or the same delay -> write
 POOL_FILL = 4 + REQUANT_LATENCY
 # walk -> buffer rows -> input words -> products -> sum, shift and clamp -> write
