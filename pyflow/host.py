@@ -129,9 +129,22 @@ def _inputs(network, data: str | None, count: int, seed: int) -> tuple[np.ndarra
     return dataset.test_x[:count], dataset.test_y[:count]
 
 
-def _serial(args: argparse.Namespace) -> int:
+def _board_baud(pnr: Path) -> int:
+    """The baud the bitstream's wrapper was built for (pnr.json), else 115200."""
     import json
 
+    if not pnr.is_file():
+        return 115200
+    try:
+        baud = json.loads(pnr.read_text())["uart"]["baud"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PyflowError(f"{pnr}: unreadable or without uart.baud: pass --baud") from None
+    if isinstance(baud, bool) or not isinstance(baud, int):
+        raise PyflowError(f"{pnr}: uart.baud: expected an integer, got {baud!r}")
+    return baud
+
+
+def _serial(args: argparse.Namespace) -> int:
     from pyflow import golden
     from pyflow.ir import load
 
@@ -142,10 +155,7 @@ def _serial(args: argparse.Namespace) -> int:
     if not (rtl / "ir").is_dir():
         raise PyflowError(f"{run}: no rtl/ir: pass a run folder or RTL project written by pyflow")
     network = load(rtl / "ir")
-    baud = args.baud
-    if baud is None:
-        pnr = rtl / "pnr" / "pnr.json"
-        baud = json.loads(pnr.read_text()).get("uart", {}).get("baud", 115200) if pnr.is_file() else 115200
+    baud = args.baud if args.baud is not None else _board_baud(rtl / "pnr" / "pnr.json")
     images, labels = _inputs(network, args.data, args.images, args.seed)
     expected = golden.run(network, images).reshape(len(images), -1).astype(np.int64)
     fd = open_port(args.port, baud)

@@ -294,3 +294,14 @@ def test_a_failing_seed_stops_the_others(tmp_path, monkeypatch):
     with pytest.raises(PyflowError, match=r"\(seed 2\) failed: ERROR: placement failed"):
         pnr._place_seeds(tmp_path, flow, [1, 2], 100.0, pnr.Limits())
     assert cancelled.is_set()
+
+
+def test_serial_host_reads_the_baud_of_pnr_json(tmp_path, capsys):
+    project = generate(tiny_network(), None, tmp_path / "rtl")
+    (project / "pnr").mkdir()
+    (project / "pnr" / "pnr.json").write_text("{not json")
+    assert main(["serial", str(project), "--port", "/dev/null"]) == 2
+    assert "pnr.json: unreadable or without uart.baud: pass --baud" in capsys.readouterr().err
+    (project / "pnr" / "pnr.json").write_text(json.dumps({"uart": {"baud": 12345}}))
+    assert main(["serial", str(project), "--port", "/dev/null"]) == 2
+    assert "--baud: 12345 is not a standard rate" in capsys.readouterr().err
