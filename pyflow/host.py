@@ -86,7 +86,9 @@ def stream(fd: int, images: np.ndarray, expected: np.ndarray, labels: np.ndarray
     mismatches, first, correct = 0, None, 0
     start = time.perf_counter()
     for index, image in enumerate(images):
-        os.write(fd, image_bytes(image))
+        data = image_bytes(image)
+        while data:  # a tty may take fewer bytes than offered
+            data = data[os.write(fd, data):]
         reply = read_exactly(fd, expected.shape[1] * LOGIT_BYTES, timeout, f"{port}: image {index}")
         got = np.array(logits_from_bytes(reply, expected.shape[1]), dtype=np.int64)
         bad = np.flatnonzero(got != expected[index])
