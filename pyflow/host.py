@@ -152,10 +152,9 @@ def _serial(args: argparse.Namespace) -> int:
 
     if args.images < 1:
         raise PyflowError(f"--images: must be >= 1, got {args.images}")
-    run = Path(args.run)
-    rtl = run / "rtl" if (run / "rtl").is_dir() else run
-    if not (rtl / "ir").is_dir():
-        raise PyflowError(f"{run}: no rtl/ir: pass a run folder or RTL project written by pyflow")
+    from pyflow.sim.rtl import project_dir
+
+    rtl = project_dir(args.run)  # a run folder's rtl/ or the RTL project itself
     network = load(rtl / "ir")
     baud = args.baud if args.baud is not None else _board_baud(rtl / "pnr" / "pnr.json")
     images, labels = _inputs(network, args.data, args.images, args.seed)

